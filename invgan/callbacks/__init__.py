@@ -1,0 +1,1 @@
+"""Lightning callbacks: image grids, run config stored in checkpoints."""

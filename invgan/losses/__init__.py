@@ -1,0 +1,1 @@
+"""Loss functions: adversarial, MMD, and latent / feature / pixel reconstruction."""

@@ -1,0 +1,37 @@
+"""Adversarial losses (non-saturating, hinge) and the R1 gradient penalty."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+ADVERSARIAL_KINDS = ("non_saturating", "hinge")
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in ADVERSARIAL_KINDS:
+        raise ValueError(f"unknown adversarial loss {kind!r}; choose one of {ADVERSARIAL_KINDS}")
+
+
+def discriminator_loss(
+    real_logits: torch.Tensor, fake_logits: torch.Tensor, kind: str = "non_saturating"
+) -> torch.Tensor:
+    """Discriminator loss, minimised by D: real logits pushed up, fake logits pushed down."""
+    _check_kind(kind)
+    if kind == "hinge":
+        return F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
+    return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+
+
+def generator_loss(fake_logits: torch.Tensor, kind: str = "non_saturating") -> torch.Tensor:
+    """Generator loss, minimised by G and M: -log D(G(w)) or, for hinge, -D(G(w))."""
+    _check_kind(kind)
+    if kind == "hinge":
+        return -fake_logits.mean()
+    return F.softplus(-fake_logits).mean()
+
+
+def r1_penalty(real_logits: torch.Tensor, real_images: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch of the squared gradient norm of D's real logits w.r.t. the input."""
+    (grad,) = torch.autograd.grad(real_logits.sum(), real_images, create_graph=True)
+    return grad.pow(2).flatten(1).sum(1).mean()

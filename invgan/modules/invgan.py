@@ -1,0 +1,270 @@
+"""InvGAN: a GAN whose discriminator also infers the latent code of an image.
+
+Follows the InvGAN paper (Section 3, Eq. 3): z ~ N(0, I), w = M(z), x = G(w); D(x) returns a
+real/fake logit and an inferred code w~. The latent batch fed to G is the batch concatenation
+of prior codes M(z) and codes w_R = D(x_real) inferred from real images.
+
+Each iteration runs two phases:
+
+1. Generator phase. G and M minimise the adversarial loss; G, M and D minimise the
+   reconstruction terms of Eq. 3 (latent reconstruction on the prior half, cycle consistency on
+   the real half, feature matching and optional pixel loss between real images and their
+   reconstructions G(D(x)), MMD between prior and inferred codes). D enters these terms as the
+   encoder of the real images only: when D judges or re-encodes generated images it runs with
+   detached weights, so D's gradient comes through w_R alone ("gradients from the generator
+   flow into the discriminator", Section 3.2) and D never learns to help G fool it.
+2. Discriminator phase. D maximises the GAN objective (minimises its loss), learns to invert G
+   on the generated batch (latent reconstruction, both halves), and optionally pays a lazy R1
+   penalty. Its gradients add to those from phase 1 and D takes one optimiser step: the paper's
+   "+" between two optimisation processes means they run simultaneously.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from invgan.losses.adversarial import discriminator_loss, generator_loss, r1_penalty
+from invgan.losses.mmd import mmd_unbiased
+from invgan.losses.reconstruction import (
+    feature_matching_distance,
+    latent_distance,
+    pixel_distance,
+)
+from invgan.modules.invgan_loss_config import InvGANLossConfig
+from invgan.nn.discriminator_output import DiscriminatorOutput
+from invgan.utils.ema import eval_mode, frozen_copy, update_ema
+from invgan.utils.images import to_signed_range
+
+NETWORK_SETS = ("live", "ema")
+
+
+def _check_network_set(name: str, key: str) -> None:
+    if name not in NETWORK_SETS:
+        raise ValueError(f"model.{key}={name!r}; allowed: {NETWORK_SETS}")
+
+
+class InvGANModule(pl.LightningModule):
+    """Joint training of mapping M, generator G and discriminator-with-latent-head D."""
+
+    def __init__(
+        self,
+        mapping: nn.Module,
+        generator: nn.Module,
+        discriminator: nn.Module,
+        loss: InvGANLossConfig,
+        optimizer_g: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer],
+        optimizer_d: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer],
+        scheduler_g: Callable[[torch.optim.Optimizer], Any] | None = None,
+        scheduler_d: Callable[[torch.optim.Optimizer], Any] | None = None,
+        ema_decay: float = 0.999,
+        inversion_networks: str = "live",
+        sampling_networks: str = "ema",
+    ) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        if not 0.0 <= ema_decay < 1.0:
+            raise ValueError(f"model.ema_decay must be in [0, 1), got {ema_decay}")
+        _check_network_set(inversion_networks, "inversion_networks")
+        _check_network_set(sampling_networks, "sampling_networks")
+        if mapping.w_dim != generator.w_dim or mapping.w_dim != discriminator.w_dim:
+            raise ValueError(
+                f"latent sizes differ: mapping w_dim={mapping.w_dim}, generator "
+                f"w_dim={generator.w_dim}, discriminator w_dim={discriminator.w_dim}"
+            )
+        self.mapping = mapping
+        self.generator = generator
+        self.discriminator = discriminator
+        self.ema = nn.ModuleDict(
+            {
+                "mapping": frozen_copy(mapping),
+                "generator": frozen_copy(generator),
+                "discriminator": frozen_copy(discriminator),
+            }
+        )
+        self.loss_config = loss
+        self.optimizer_g = optimizer_g
+        self.optimizer_d = optimizer_d
+        self.scheduler_g = scheduler_g
+        self.scheduler_d = scheduler_d
+        self.ema_decay = ema_decay
+        self.inversion_networks = inversion_networks
+        self.sampling_networks = sampling_networks
+        # Counts training iterations (one G and one D update each); saved with checkpoints so
+        # lazy regularisation keeps its schedule on resume. Lightning's global_step counts
+        # optimizer steps instead, two per iteration.
+        self.register_buffer("iteration", torch.zeros((), dtype=torch.long))
+
+    # ---------------------------------------------------------------- inference API
+    def networks(self, which: str) -> tuple[nn.Module, nn.Module, nn.Module]:
+        """(mapping, generator, discriminator) of the live or the EMA set."""
+        _check_network_set(which, "networks")
+        if which == "ema":
+            return self.ema["mapping"], self.ema["generator"], self.ema["discriminator"]
+        return self.mapping, self.generator, self.discriminator
+
+    def encode(self, images: torch.Tensor, which: str | None = None) -> torch.Tensor:
+        """Infer latent codes of images in [-1, 1] with D's latent head (model-based inversion)."""
+        _, _, discriminator = self.networks(which or self.inversion_networks)
+        with eval_mode(discriminator):
+            return discriminator.encode(images)
+
+    def decode(self, latents: torch.Tensor, which: str | None = None) -> torch.Tensor:
+        """Generate images in [-1, 1] from latent codes w."""
+        _, generator, _ = self.networks(which or self.inversion_networks)
+        with eval_mode(generator):
+            return generator(latents)
+
+    def reconstruct(self, images: torch.Tensor, which: str | None = None) -> torch.Tensor:
+        """G(D(x)) with a generator and latent head of the same set (both live or both EMA)."""
+        which = which or self.inversion_networks
+        return self.decode(self.encode(images, which), which)
+
+    def sample_latents(
+        self, count: int, which: str | None = None, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Prior latent codes w = M(z), z ~ N(0, I)."""
+        mapping, _, _ = self.networks(which or self.sampling_networks)
+        z = torch.randn(count, mapping.z_dim, generator=generator, device=self.device)
+        with eval_mode(mapping):
+            return mapping(z)
+
+    def sample(
+        self, count: int, which: str | None = None, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Random images G(M(z)) in [-1, 1]."""
+        which = which or self.sampling_networks
+        return self.decode(self.sample_latents(count, which, generator), which)
+
+    # ---------------------------------------------------------------- training
+    def configure_optimizers(self) -> Any:
+        """Adam (or any partial from config) for G+M and for D, with optional schedulers."""
+        opt_g = self.optimizer_g(
+            params=[*self.mapping.parameters(), *self.generator.parameters()]
+        )
+        opt_d = self.optimizer_d(params=self.discriminator.parameters())
+        schedulers = [
+            {"scheduler": make(opt), "interval": "epoch"}
+            for make, opt in ((self.scheduler_g, opt_g), (self.scheduler_d, opt_d))
+            if make is not None
+        ]
+        return [opt_g, opt_d], schedulers
+
+    def _real_images(self, batch: Any) -> torch.Tensor:
+        images = batch[0] if isinstance(batch, list | tuple) else batch
+        return to_signed_range(images)
+
+    def _judge_frozen(self, images: torch.Tensor) -> DiscriminatorOutput:
+        """D applied with detached weights: gradients reach the input only."""
+        params = {name: p.detach() for name, p in self.discriminator.named_parameters()}
+        return functional_call(self.discriminator, params, (images,))
+
+    def training_step(self, batch: Any, batch_idx: int) -> None:
+        """One generator phase and one discriminator phase (see the module docstring)."""
+        cfg = self.loss_config
+        opt_g, opt_d = self.optimizers()
+        real = self._real_images(batch)
+        n = real.shape[0]
+        opt_g.zero_grad(set_to_none=True)
+        opt_d.zero_grad(set_to_none=True)
+
+        # Generator phase.
+        z = torch.randn(n, self.mapping.z_dim, device=real.device)
+        w_prior = self.mapping(z)
+        encoded = self.discriminator(real)
+        w_real = encoded.latents
+        generated = self.generator(torch.cat([w_prior, w_real]))
+        judged = self._judge_frozen(generated)
+        reconstruction = generated[n:]
+        losses = {
+            "g_adv": generator_loss(judged.logits, cfg.adversarial),
+            "latent": latent_distance(w_prior, judged.latents[:n]),
+            "cycle": latent_distance(w_real, judged.latents[n:]),
+            "fm": feature_matching_distance(
+                [f.detach() for f in encoded.features],
+                [f[n:] for f in judged.features],
+                cfg.feature_distance,
+            ),
+            "pixel": pixel_distance(real, reconstruction, cfg.pixel_distance),
+            "mmd": mmd_unbiased(w_prior, w_real, cfg.mmd_bandwidths),
+        }
+        joint = (
+            cfg.latent_weight * losses["latent"]
+            + cfg.cycle_weight * losses["cycle"]
+            + cfg.feature_matching_weight * losses["fm"]
+            + cfg.pixel_weight * losses["pixel"]
+            + cfg.mmd_weight * losses["mmd"]
+        )
+        generator_params = [*self.mapping.parameters(), *self.generator.parameters()]
+        self.manual_backward(
+            cfg.adversarial_weight * losses["g_adv"], inputs=generator_params, retain_graph=True
+        )
+        self.manual_backward(
+            joint, inputs=[*generator_params, *self.discriminator.parameters()]
+        )
+        opt_g.step()
+
+        # Discriminator phase; D's gradients from the generator phase are kept and added to.
+        apply_r1 = cfg.r1_gamma > 0 and int(self.iteration) % cfg.r1_interval == 0
+        real_input = real.detach().requires_grad_(apply_r1)
+        on_real = self.discriminator(real_input)
+        on_generated = self.discriminator(generated.detach())
+        losses["d_adv"] = discriminator_loss(on_real.logits, on_generated.logits, cfg.adversarial)
+        losses["d_latent"] = latent_distance(
+            torch.cat([w_prior, w_real]).detach(), on_generated.latents
+        )
+        loss_d = cfg.adversarial_weight * losses["d_adv"] + cfg.latent_weight * losses["d_latent"]
+        if apply_r1:
+            losses["r1"] = r1_penalty(on_real.logits, real_input)
+            loss_d = loss_d + 0.5 * cfg.r1_gamma * cfg.r1_interval * losses["r1"]
+        self.manual_backward(loss_d)
+        opt_d.step()
+
+        self._update_ema()
+        self.iteration += 1
+        logs = {f"train/loss_{name}": value.detach() for name, value in losses.items()}
+        logs["train/mae"] = (real - reconstruction).abs().mean().detach()
+        self.log_dict(logs, prog_bar=False, on_step=True, on_epoch=False, batch_size=n)
+        self.log_dict(
+            {"mae": logs["train/mae"], "g": losses["g_adv"].detach(), "d": losses["d_adv"].detach()},
+            prog_bar=True,
+            logger=False,
+            on_step=True,
+            on_epoch=False,
+            batch_size=n,
+        )
+
+    def _update_ema(self) -> None:
+        for name in ("mapping", "generator", "discriminator"):
+            update_ema(self.ema[name], getattr(self, name), self.ema_decay)
+
+    def on_train_epoch_end(self) -> None:
+        """Step epoch-interval schedulers (manual optimisation leaves this to the module)."""
+        schedulers = self.lr_schedulers()
+        if schedulers is None:
+            return
+        for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
+            scheduler.step()
+
+    # ---------------------------------------------------------------- evaluation
+    def _log_reconstruction_error(self, batch: Any, stage: str) -> None:
+        real = self._real_images(batch)
+        logs = {
+            f"{stage}/mae_{which}": (real - self.reconstruct(real, which)).abs().mean()
+            for which in NETWORK_SETS
+        }
+        logs[f"{stage}/mae"] = logs[f"{stage}/mae_{self.inversion_networks}"]
+        self.log_dict(logs, on_epoch=True, sync_dist=True, batch_size=real.shape[0])
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        """Reconstruction MAE of held-out images with the live and the EMA networks."""
+        self._log_reconstruction_error(batch, "val")
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        """Reconstruction MAE of test images with the live and the EMA networks."""
+        self._log_reconstruction_error(batch, "test")

@@ -1,0 +1,49 @@
+"""Weights and options of the InvGAN objective (paper Eq. 3), validated on construction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+from invgan.losses.adversarial import ADVERSARIAL_KINDS
+from invgan.losses.reconstruction import DISTANCES
+
+
+@dataclass(frozen=True)
+class InvGANLossConfig:
+    """Loss weights and options; a negative weight or unknown option fails at construction."""
+
+    adversarial: str = "non_saturating"
+    adversarial_weight: float = 1.0
+    latent_weight: float = 1.0
+    cycle_weight: float = 1.0
+    feature_matching_weight: float = 1.0
+    feature_distance: str = "l1"
+    pixel_weight: float = 0.0
+    pixel_distance: str = "l1"
+    mmd_weight: float = 1.0
+    mmd_bandwidths: tuple[float, ...] = field(default=(0.2, 0.5, 1.0, 2.0, 5.0))
+    r1_gamma: float = 0.0
+    r1_interval: int = 16
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name.endswith(("_weight", "_gamma")) and value < 0:
+                raise ValueError(f"model.loss.{f.name} must be >= 0, got {value}")
+        if self.adversarial not in ADVERSARIAL_KINDS:
+            raise ValueError(
+                f"model.loss.adversarial={self.adversarial!r}; allowed: {ADVERSARIAL_KINDS}"
+            )
+        for name in ("feature_distance", "pixel_distance"):
+            if getattr(self, name) not in DISTANCES:
+                raise ValueError(
+                    f"model.loss.{name}={getattr(self, name)!r}; allowed: {DISTANCES}"
+                )
+        if self.r1_interval < 1:
+            raise ValueError(f"model.loss.r1_interval must be >= 1, got {self.r1_interval}")
+        bandwidths = tuple(float(b) for b in self.mmd_bandwidths)
+        if not bandwidths or min(bandwidths) <= 0:
+            raise ValueError(
+                f"model.loss.mmd_bandwidths must be positive numbers, got {self.mmd_bandwidths}"
+            )
+        object.__setattr__(self, "mmd_bandwidths", bandwidths)

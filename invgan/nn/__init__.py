@@ -1,0 +1,1 @@
+"""Networks: mapping networks, generators and discriminators with a latent head."""

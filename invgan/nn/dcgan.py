@@ -1,0 +1,123 @@
+"""DCGAN generator and discriminator (with InvGAN latent head) for small images (28-64 px)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from invgan.nn.discriminator_output import DiscriminatorOutput
+
+
+def _check_resolution(resolution: int, num_scales: int) -> int:
+    """Return the base feature-map size, or raise if `resolution` does not divide evenly."""
+    base = resolution >> num_scales
+    if num_scales < 1 or base < 2 or base << num_scales != resolution:
+        raise ValueError(
+            f"resolution {resolution} is not divisible by 2**num_scales = {2**num_scales} "
+            "with a base size of at least 2; use e.g. resolution 28 with num_scales 2 "
+            "or resolution 32 with num_scales 3"
+        )
+    return base
+
+
+class DCGANGenerator(nn.Module):
+    """w -> image in [-1, 1]: linear projection, transposed-conv upsampling with batch norm.
+
+    Widths halve at each upsampling from `base_width * 2**(num_scales - 1)` down to
+    `base_width`, so `base_width` scales the whole network.
+    """
+
+    def __init__(
+        self,
+        w_dim: int,
+        resolution: int,
+        channels: int,
+        base_width: int = 64,
+        num_scales: int = 2,
+    ) -> None:
+        super().__init__()
+        self.w_dim = w_dim
+        self.resolution = resolution
+        self.channels = channels
+        self.base_size = _check_resolution(resolution, num_scales)
+        widths = [base_width * 2 ** (num_scales - 1 - i) for i in range(num_scales)]
+        self.input_width = base_width * 2**num_scales
+        self.project = nn.Sequential(
+            nn.Linear(w_dim, self.input_width * self.base_size**2, bias=False),
+            nn.BatchNorm1d(self.input_width * self.base_size**2),
+            nn.ReLU(inplace=True),
+        )
+        blocks: list[nn.Module] = []
+        in_width = self.input_width
+        for width in widths:
+            blocks += [
+                nn.ConvTranspose2d(in_width, width, 4, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(width),
+                nn.ReLU(inplace=True),
+            ]
+            in_width = width
+        self.upsample = nn.Sequential(*blocks)
+        self.to_image = nn.Conv2d(in_width, channels, 3, padding=1)
+
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        """Generate images (N, channels, resolution, resolution) in [-1, 1] from w (N, w_dim)."""
+        x = self.project(w).view(-1, self.input_width, self.base_size, self.base_size)
+        return torch.tanh(self.to_image(self.upsample(x)))
+
+
+class DCGANDiscriminator(nn.Module):
+    """Image -> (real/fake logit, inferred w, features) with a shared strided-conv trunk.
+
+    The two heads branch from the trunk's features rather than one being derived from the
+    other: deriving the real/fake decision from the inferred code would force real and
+    generated codes to be linearly separable (InvGAN paper, Section 3.2).
+    """
+
+    def __init__(
+        self,
+        w_dim: int,
+        resolution: int,
+        channels: int,
+        base_width: int = 64,
+        num_scales: int = 2,
+        latent_hidden_dim: int = 256,
+    ) -> None:
+        super().__init__()
+        self.w_dim = w_dim
+        self.base_size = _check_resolution(resolution, num_scales)
+        blocks = []
+        in_width = channels
+        for i in range(num_scales):
+            width = base_width * 2**i
+            blocks.append(
+                nn.Sequential(
+                    nn.Conv2d(in_width, width, 4, stride=2, padding=1),
+                    nn.LeakyReLU(0.2, inplace=True),
+                )
+            )
+            in_width = width
+        self.blocks = nn.ModuleList(blocks)
+        feature_dim = in_width * self.base_size**2
+        self.adversarial_head = nn.Linear(feature_dim, 1)
+        self.latent_head = nn.Sequential(
+            nn.Linear(feature_dim, latent_hidden_dim),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Linear(latent_hidden_dim, w_dim),
+        )
+
+    def forward(self, x: torch.Tensor) -> DiscriminatorOutput:
+        """Return logits (N,), inferred latents (N, w_dim) and each trunk block's output."""
+        features = []
+        for block in self.blocks:
+            x = block(x)
+            features.append(x)
+        flat = x.flatten(1)
+        return DiscriminatorOutput(
+            self.adversarial_head(flat).squeeze(1), self.latent_head(flat), features
+        )
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Infer latent codes only (the model-based inversion path)."""
+        for block in self.blocks:
+            x = block(x)
+        return self.latent_head(x.flatten(1))

@@ -1,0 +1,51 @@
+"""The training pipeline behind `train.py`: seed, instantiate, fit, test."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import hydra
+import pytorch_lightning as pl
+from omegaconf import DictConfig, OmegaConf
+
+from invgan.callbacks.run_config import RunConfigInCheckpoint
+from invgan.utils.instantiate import instantiate_callbacks, instantiate_loggers
+
+log = logging.getLogger(__name__)
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Fit (and optionally test) the configured model; returns the final callback metrics."""
+    pl.seed_everything(cfg.seed, workers=True)
+    log.info("Instantiating datamodule <%s>", cfg.data._target_)
+    datamodule: pl.LightningDataModule = hydra.utils.instantiate(cfg.data)
+    log.info("Instantiating model <%s>", cfg.model._target_)
+    model: pl.LightningModule = hydra.utils.instantiate(cfg.model)
+    callbacks = instantiate_callbacks(cfg.get("callbacks"))
+    callbacks.append(RunConfigInCheckpoint(OmegaConf.to_yaml(cfg)))
+    loggers = instantiate_loggers(cfg.get("logger"))
+    trainer: pl.Trainer = hydra.utils.instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False
+    )
+    for logger in loggers:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+
+    trainer.fit(model=model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    if cfg.get("test"):
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        trainer.test(model=model, datamodule=datamodule, ckpt_path=best or None)
+        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
+    return metrics
+
+
+def optimized_metric(metrics: dict[str, float], name: str | None) -> float | None:
+    """The value of the metric a sweep optimises, with a clear error when it was not logged."""
+    if not name:
+        return None
+    if name not in metrics:
+        raise KeyError(
+            f"optimized_metric={name!r} was not logged; logged metrics: {sorted(metrics)}"
+        )
+    return metrics[name]
