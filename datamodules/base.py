@@ -1,0 +1,119 @@
+"""Shared LightningDataModule logic: split bookkeeping, size checks and DataLoader construction."""
+
+from abc import abstractmethod
+
+import numpy as np
+import pytorch_lightning as pl
+from torch.utils.data import DataLoader, Dataset
+
+
+def check_int(name: str, value: int, minimum: int = 1) -> None:
+    """Raise a ValueError naming ``name`` unless ``value`` is an int (not bool) >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def split_indices(num_items: int, sizes: list[int], seed: int) -> list[np.ndarray]:
+    """Randomly partition ``range(num_items)`` into parts of the given sizes, reproducibly.
+
+    Returns one sorted index array per size plus a final array with the remaining indices.
+    The permutation depends only on ``num_items`` and ``seed``.
+    """
+    if any(size < 0 for size in sizes) or sum(sizes) > num_items:
+        raise ValueError(f"cannot take parts of sizes {sizes} from {num_items} items")
+    order = np.random.default_rng(seed).permutation(num_items)
+    bounds = np.cumsum([0, *sizes])
+    parts = [order[start:stop] for start, stop in zip(bounds[:-1], bounds[1:], strict=True)]
+    parts.append(order[bounds[-1] :])
+    # Sorted so each split keeps the on-disk order, which makes items easy to trace back.
+    return [np.sort(part) for part in parts]
+
+
+class ImageDataModule(pl.LightningDataModule):
+    """Base class for datamodules whose items are float32 images in [0, 1], shape (C, R, R).
+
+    Subclasses implement :meth:`build_datasets`; this class caches the three splits, checks
+    that the training split holds at least one batch and builds the DataLoaders (training:
+    shuffled, ``drop_last=True``; validation and test: in order, ``eval_batch_size``).
+    """
+
+    #: Human-readable dataset name used in error messages.
+    name: str = "dataset"
+
+    def __init__(
+        self,
+        resolution: int,
+        channels: int,
+        batch_size: int,
+        eval_batch_size: int,
+        num_workers: int,
+        pin_memory: bool,
+        seed: int,
+    ) -> None:
+        super().__init__()
+        for name, value in (
+            ("resolution", resolution),
+            ("channels", channels),
+            ("batch_size", batch_size),
+            ("eval_batch_size", eval_batch_size),
+        ):
+            check_int(name, value)
+        check_int("num_workers", num_workers, minimum=0)
+        # Collects the arguments of the concrete subclass's __init__ as well (Lightning walks
+        # the chain of __init__ frames), so checkpoints record how the data was built.
+        self.save_hyperparameters(logger=False)
+        self.resolution = resolution
+        self.channels = channels
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self.seed = seed
+        self.train_dataset: Dataset | None = None
+        self.val_dataset: Dataset | None = None
+        self.test_dataset: Dataset | None = None
+
+    @abstractmethod
+    def build_datasets(self) -> tuple[Dataset, Dataset, Dataset]:
+        """Return the (train, val, test) datasets; called once, by the first ``setup``."""
+
+    def setup(self, stage: str | None = None) -> None:
+        """Build all three splits (whatever the stage); later calls return immediately."""
+        if self.train_dataset is not None:
+            return
+        train, val, test = self.build_datasets()
+        if len(train) < self.batch_size:
+            raise ValueError(
+                f"The {self.name} training split has {len(train)} images, fewer than one "
+                f"training batch (batch_size={self.batch_size}); with drop_last=True no batch "
+                "could be formed. Use more data or a smaller data.batch_size."
+            )
+        self.train_dataset, self.val_dataset, self.test_dataset = train, val, test
+
+    def _loader(self, dataset: Dataset | None, split: str, train: bool) -> DataLoader:
+        if dataset is None:
+            raise RuntimeError(
+                f"{type(self).__name__}.{split}_dataloader() called before setup(); "
+                "call setup() first (the Lightning Trainer does this for you)."
+            )
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size if train else self.eval_batch_size,
+            shuffle=train,
+            drop_last=train,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        """Shuffled training batches of ``batch_size``; the last incomplete batch is dropped."""
+        return self._loader(self.train_dataset, "train", train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        """Validation batches of ``eval_batch_size`` in dataset order."""
+        return self._loader(self.val_dataset, "val", train=False)
+
+    def test_dataloader(self) -> DataLoader:
+        """Test batches of ``eval_batch_size`` in dataset order."""
+        return self._loader(self.test_dataset, "test", train=False)

@@ -1,0 +1,68 @@
+"""Fixtures: the real conf/ composed with tiny CPU overrides, and the shared data folders."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CONFIG_DIR = REPO_ROOT / "conf"
+SHARED_DIR = REPO_ROOT.parent / "shared"
+SHARED_DATA = SHARED_DIR / "data"
+INCEPTION_WEIGHTS = SHARED_DIR / "weights" / "weights-inception-2015-12-05-6726825d.pth"
+
+# Tiny networks so that a training step takes milliseconds on a 2-core CPU.
+TINY_MODEL = [
+    "model.mapping.z_dim=16",
+    "model.mapping.w_dim=16",
+    "model.mapping.hidden_dim=32",
+    "model.generator.base_width=8",
+    "model.discriminator.base_width=8",
+    "model.discriminator.latent_hidden_dim=32",
+]
+CPU_RUN = [
+    "trainer.accelerator=cpu",
+    "trainer.enable_progress_bar=false",
+    "data.num_workers=0",
+    "logger=csv",
+]
+
+
+def compose_config(name: str, overrides: list[str], output_dir: Path) -> DictConfig:
+    """Compose conf/<name>.yaml as the CLI would, with outputs under `output_dir`."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose(config_name=name, overrides=overrides, return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(output_dir)
+        cfg.paths.log_dir = str(output_dir / "logs")
+        cfg.paths.cache_dir = str(output_dir / "cache")
+        del cfg["hydra"]  # the CLI hands the task config without the hydra node
+    GlobalHydra.instance().clear()
+    return cfg
+
+
+@pytest.fixture
+def train_config(tmp_path: Path) -> Callable[..., DictConfig]:
+    """Factory: compose train.yaml with tiny CPU overrides plus the caller's."""
+
+    def make(*overrides: str, tiny: bool = True) -> DictConfig:
+        extra = [*CPU_RUN, *(TINY_MODEL if tiny else []), *overrides]
+        return compose_config("train", extra, tmp_path / "run")
+
+    return make
+
+
+@pytest.fixture
+def shared_data(monkeypatch: pytest.MonkeyPatch) -> Path:
+    """../shared/data, also exported as INVGAN_DATA_DIR the way users point at local data."""
+    assert SHARED_DATA.is_dir(), f"expected the shared data folder at {SHARED_DATA}"
+    monkeypatch.setenv("INVGAN_DATA_DIR", str(SHARED_DATA))
+    return SHARED_DATA
