@@ -79,11 +79,16 @@ class Evaluator:
     def _loader(self, dataset: Any, shuffle: bool = False) -> DataLoader:
         generator = torch.Generator().manual_seed(int(self.cfg.seed))
         return DataLoader(
-            dataset, batch_size=self.batch_size, shuffle=shuffle, generator=generator,
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            generator=generator,
             num_workers=0,
         )
 
-    def test_images(self, limit: int | None = None, shuffle: bool = False) -> Iterator[torch.Tensor]:
+    def test_images(
+        self, limit: int | None = None, shuffle: bool = False
+    ) -> Iterator[torch.Tensor]:
         """Test images in [-1, 1] on the evaluation device."""
         for images in _batches(self._loader(self.datamodule.test_dataset, shuffle), limit):
             yield images.to(self.device)
@@ -142,8 +147,11 @@ class Evaluator:
             "extractor": "inception-v3-2015-12-05-pool2048",
         }
         return real_statistics_cached(
-            fid_cfg.cache_dir, key, lambda: _batches(self._loader(dataset), real_count),
-            fid_metric, real_count,
+            fid_cfg.cache_dir,
+            key,
+            lambda: _batches(self._loader(dataset), real_count),
+            fid_metric,
+            real_count,
         )
 
     def frechet_distances(self) -> dict[str, Any]:
@@ -182,8 +190,11 @@ class Evaluator:
         timing = measure_seconds_per_item(
             self.model.encode, batch, warmup=int(rt_cfg.warmup), repeats=int(rt_cfg.repeats)
         )
-        return {"value": timing["seconds_per_image"], **timing,
-                "protocol": "median over timed batches of D's latent-head inversion, after warm-up"}
+        return {
+            "value": timing["seconds_per_image"],
+            **timing,
+            "protocol": "median over timed batches of D's latent-head inversion, after warm-up",
+        }
 
     @torch.no_grad()
     def run(self) -> dict[str, Any]:
@@ -215,7 +226,9 @@ def format_table(metrics: dict[str, Any]) -> str:
     for name, entry in metrics.items():
         rows.append((name, f"{entry['value']:.6g}", str(entry.get("count", ""))))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows)
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows
+    )
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:

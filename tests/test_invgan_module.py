@@ -16,8 +16,12 @@ from invgan.nn.mapping import MappingMLP
 from invgan.utils.ema import update_ema
 
 ZERO_WEIGHTS = dict(
-    adversarial_weight=0.0, latent_weight=0.0, cycle_weight=0.0, feature_matching_weight=0.0,
-    pixel_weight=0.0, mmd_weight=0.0,
+    adversarial_weight=0.0,
+    latent_weight=0.0,
+    cycle_weight=0.0,
+    feature_matching_weight=0.0,
+    pixel_weight=0.0,
+    mmd_weight=0.0,
 )
 
 
@@ -46,8 +50,12 @@ def changed(before: dict[str, torch.Tensor], module: torch.nn.Module, prefix: st
 def one_iteration(module: InvGANModule) -> None:
     images = torch.rand(8, 1, 16, 16)
     trainer = pl.Trainer(
-        max_steps=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, accelerator="cpu",
+        max_steps=2,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
     )
     trainer.fit(module, DataLoader(images, batch_size=8))
     assert int(module.iteration) == 1
@@ -120,6 +128,11 @@ def test_bad_loss_values_are_rejected(field, value, message):
 def test_bad_network_set_is_rejected():
     with pytest.raises(ValueError, match="inversion_networks"):
         InvGANModule(
-            MappingMLP(8, 8), DCGANGenerator(8, 16, 1), DCGANDiscriminator(8, 16, 1),
-            InvGANLossConfig(), torch.optim.Adam, torch.optim.Adam, inversion_networks="best",
+            MappingMLP(8, 8),
+            DCGANGenerator(8, 16, 1),
+            DCGANDiscriminator(8, 16, 1),
+            InvGANLossConfig(),
+            torch.optim.Adam,
+            torch.optim.Adam,
+            inversion_networks="best",
         )

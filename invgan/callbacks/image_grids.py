@@ -26,7 +26,10 @@ class ImageGridCallback(pl.Callback):
     """
 
     def __init__(
-        self, every_n_iterations: int = 500, num_images: int = 64, subdir: str = "images",
+        self,
+        every_n_iterations: int = 500,
+        num_images: int = 64,
+        subdir: str = "images",
         seed: int = 0,
     ) -> None:
         if every_n_iterations < 1 or num_images < 1:
@@ -52,7 +55,11 @@ class ImageGridCallback(pl.Callback):
         return self._real
 
     def on_train_batch_end(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
         batch_idx: int,
     ) -> None:
         """Write grids on the configured iteration interval (rank zero only)."""

@@ -7,9 +7,7 @@ from collections.abc import Sequence
 import torch
 
 
-def rbf_kernel(
-    x: torch.Tensor, y: torch.Tensor, bandwidths: Sequence[float]
-) -> torch.Tensor:
+def rbf_kernel(x: torch.Tensor, y: torch.Tensor, bandwidths: Sequence[float]) -> torch.Tensor:
     """Sum over bandwidths s of exp(-||x_i - y_j||^2 / (2 s^2 d)), d = dimension of the codes.
 
     Dividing by d keeps each bandwidth meaningful whatever the latent size: for standard

@@ -42,6 +42,7 @@ from invgan.utils.ema import eval_mode, frozen_copy, update_ema
 from invgan.utils.images import to_signed_range
 
 NETWORK_SETS = ("live", "ema")
+RECONSTRUCTION_UPDATES = ("latent_head", "discriminator")
 
 
 def _check_network_set(name: str, key: str) -> None:
@@ -65,6 +66,7 @@ class InvGANModule(pl.LightningModule):
         ema_decay: float = 0.999,
         inversion_networks: str = "live",
         sampling_networks: str = "ema",
+        reconstruction_updates: str = "discriminator",
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -72,6 +74,11 @@ class InvGANModule(pl.LightningModule):
             raise ValueError(f"model.ema_decay must be in [0, 1), got {ema_decay}")
         _check_network_set(inversion_networks, "inversion_networks")
         _check_network_set(sampling_networks, "sampling_networks")
+        if reconstruction_updates not in RECONSTRUCTION_UPDATES:
+            raise ValueError(
+                f"model.reconstruction_updates={reconstruction_updates!r}; "
+                f"allowed: {RECONSTRUCTION_UPDATES}"
+            )
         if mapping.w_dim != generator.w_dim or mapping.w_dim != discriminator.w_dim:
             raise ValueError(
                 f"latent sizes differ: mapping w_dim={mapping.w_dim}, generator "
@@ -95,6 +102,7 @@ class InvGANModule(pl.LightningModule):
         self.ema_decay = ema_decay
         self.inversion_networks = inversion_networks
         self.sampling_networks = sampling_networks
+        self.reconstruction_updates = reconstruction_updates
         # Counts training iterations (one G and one D update each); saved with checkpoints so
         # lazy regularisation keeps its schedule on resume. Lightning's global_step counts
         # optimizer steps instead, two per iteration.
@@ -144,9 +152,7 @@ class InvGANModule(pl.LightningModule):
     # ---------------------------------------------------------------- training
     def configure_optimizers(self) -> Any:
         """Adam (or any partial from config) for G+M and for D, with optional schedulers."""
-        opt_g = self.optimizer_g(
-            params=[*self.mapping.parameters(), *self.generator.parameters()]
-        )
+        opt_g = self.optimizer_g(params=[*self.mapping.parameters(), *self.generator.parameters()])
         opt_d = self.optimizer_d(params=self.discriminator.parameters())
         schedulers = [
             {"scheduler": make(opt), "interval": "epoch"}
@@ -176,13 +182,22 @@ class InvGANModule(pl.LightningModule):
         # Generator phase.
         z = torch.randn(n, self.mapping.z_dim, device=real.device)
         w_prior = self.mapping(z)
-        encoded = self.discriminator(real)
-        w_real = encoded.latents
+        # Reconstruction gradients reach D through w_R: into the latent head only, or into the
+        # whole discriminator (trunk included) with reconstruction_updates=discriminator.
+        head_only = self.reconstruction_updates == "latent_head"
+        with torch.set_grad_enabled(not head_only):
+            encoded = self.discriminator(real)
+        w_real = (
+            self.discriminator.latents_from_features(encoded.features)
+            if head_only
+            else encoded.latents
+        )
         generated = self.generator(torch.cat([w_prior, w_real]))
         judged = self._judge_frozen(generated)
         reconstruction = generated[n:]
+        num_fakes = 2 * n if cfg.adversarial_on_reconstructions else n
         losses = {
-            "g_adv": generator_loss(judged.logits, cfg.adversarial),
+            "g_adv": generator_loss(judged.logits[:num_fakes], cfg.adversarial),
             "latent": latent_distance(w_prior, judged.latents[:n]),
             "cycle": latent_distance(w_real, judged.latents[n:]),
             "fm": feature_matching_distance(
@@ -204,9 +219,7 @@ class InvGANModule(pl.LightningModule):
         self.manual_backward(
             cfg.adversarial_weight * losses["g_adv"], inputs=generator_params, retain_graph=True
         )
-        self.manual_backward(
-            joint, inputs=[*generator_params, *self.discriminator.parameters()]
-        )
+        self.manual_backward(joint, inputs=[*generator_params, *self.discriminator.parameters()])
         opt_g.step()
 
         # Discriminator phase; D's gradients from the generator phase are kept and added to.
@@ -214,7 +227,9 @@ class InvGANModule(pl.LightningModule):
         real_input = real.detach().requires_grad_(apply_r1)
         on_real = self.discriminator(real_input)
         on_generated = self.discriminator(generated.detach())
-        losses["d_adv"] = discriminator_loss(on_real.logits, on_generated.logits, cfg.adversarial)
+        losses["d_adv"] = discriminator_loss(
+            on_real.logits, on_generated.logits[:num_fakes], cfg.adversarial
+        )
         losses["d_latent"] = latent_distance(
             torch.cat([w_prior, w_real]).detach(), on_generated.latents
         )
@@ -231,7 +246,11 @@ class InvGANModule(pl.LightningModule):
         logs["train/mae"] = (real - reconstruction).abs().mean().detach()
         self.log_dict(logs, prog_bar=False, on_step=True, on_epoch=False, batch_size=n)
         self.log_dict(
-            {"mae": logs["train/mae"], "g": losses["g_adv"].detach(), "d": losses["d_adv"].detach()},
+            {
+                "mae": logs["train/mae"],
+                "g": losses["g_adv"].detach(),
+                "d": losses["d_adv"].detach(),
+            },
             prog_bar=True,
             logger=False,
             on_step=True,
@@ -240,8 +259,12 @@ class InvGANModule(pl.LightningModule):
         )
 
     def _update_ema(self) -> None:
+        # Ramp the decay up from 0.1 so that early in training the EMA networks follow the
+        # live ones instead of averaging in the random initialisation.
+        step = int(self.iteration)
+        decay = min(self.ema_decay, (1.0 + step) / (10.0 + step))
         for name in ("mapping", "generator", "discriminator"):
-            update_ema(self.ema[name], getattr(self, name), self.ema_decay)
+            update_ema(self.ema[name], getattr(self, name), decay)
 
     def on_train_epoch_end(self) -> None:
         """Step epoch-interval schedulers (manual optimisation leaves this to the module)."""

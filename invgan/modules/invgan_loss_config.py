@@ -14,6 +14,10 @@ class InvGANLossConfig:
 
     adversarial: str = "non_saturating"
     adversarial_weight: float = 1.0
+    # Whether reconstructions G(D(x)) count as fakes in the adversarial losses (the paper feeds
+    # G the whole batch w + w_R). Near-copies of the real batch as fakes can hold D at chance
+    # on small backbones; then set false so D judges prior samples only.
+    adversarial_on_reconstructions: bool = True
     latent_weight: float = 1.0
     cycle_weight: float = 1.0
     feature_matching_weight: float = 1.0

@@ -116,6 +116,10 @@ class DCGANDiscriminator(nn.Module):
             self.adversarial_head(flat).squeeze(1), self.latent_head(flat), features
         )
 
+    def latents_from_features(self, features: list[torch.Tensor]) -> torch.Tensor:
+        """Apply the latent head to trunk features returned by `forward`."""
+        return self.latent_head(features[-1].flatten(1))
+
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Infer latent codes only (the model-based inversion path)."""
         for block in self.blocks:

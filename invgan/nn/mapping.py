@@ -12,9 +12,7 @@ class MappingMLP(nn.Module):
     The InvGAN paper adds a 2-layer mapping network to DCGAN and BigGAN backbones (Section 3.1).
     """
 
-    def __init__(
-        self, z_dim: int, w_dim: int, hidden_dim: int = 256, num_layers: int = 2
-    ) -> None:
+    def __init__(self, z_dim: int, w_dim: int, hidden_dim: int = 256, num_layers: int = 2) -> None:
         super().__init__()
         if num_layers < 1:
             raise ValueError(f"num_layers must be >= 1, got {num_layers}")

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# MNIST InvGAN benchmark (issue: the paper's Table 1 "DCGAN, MNIST" row within 30 minutes of
+# training): train, evaluate snapshots for MAE/FID-vs-time curves, evaluate the final model.
+# Usage: INVGAN_DATA_DIR=../shared/data INVGAN_INCEPTION_WEIGHTS=<file> \
+#        bash benchmarks/mnist_invgan.sh [run_dir] [real_count]
+# real_count: training images for the FID reference statistics (default: all 60,000).
+set -euo pipefail
+RUN=${1:-logs/benchmarks/mnist_invgan}
+REAL_COUNT=${2:-null}
+SNAPSHOT_EVERY=2000  # Lightning steps = 1000 training iterations (two optimizer steps each)
+
+python train.py experiment=mnist_dcgan_invgan hydra.run.dir="$RUN" \
+  trainer.enable_progress_bar=false \
+  +callbacks.snapshots._target_=pytorch_lightning.callbacks.ModelCheckpoint \
+  +callbacks.snapshots.dirpath="$RUN/snapshots" \
+  +callbacks.snapshots.every_n_train_steps=$SNAPSHOT_EVERY \
+  +callbacks.snapshots.save_top_k=-1 \
+  "+callbacks.snapshots.filename='step_{step}'"
+
+for ckpt in "$RUN"/snapshots/*.ckpt; do
+  name=$(basename "$ckpt" .ckpt)
+  python evaluate.py ckpt_path="$ckpt" hydra.run.dir="$RUN/eval/$name" \
+    metrics.fid.real_count="$REAL_COUNT" "metrics.fid.which=[rand_fid,ts_rec_fid]" \
+    metrics.runtime.enabled=false
+done
+python evaluate.py ckpt_path="$RUN/checkpoints/last.ckpt" hydra.run.dir="$RUN/eval/final" \
+  metrics.fid.real_count="$REAL_COUNT"
+python benchmarks/summarize.py "$RUN"

@@ -1,0 +1,58 @@
+"""Log wall-clock training time, so curves can be read against time as well as steps."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytorch_lightning as pl
+
+
+class TrainingTimeCallback(pl.Callback):
+    """Logs `time/train_seconds` (fit wall-clock time, validation excluded) and
+    `time/images_per_second` (real training images per second over the last interval)."""
+
+    def __init__(self) -> None:
+        self._train_seconds = 0.0
+        self._images = 0
+        self._last_time: float | None = None
+
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        """Start timing this batch."""
+        self._last_time = time.perf_counter()
+
+    def on_train_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        """Accumulate this batch's time and log the running totals."""
+        if self._last_time is None:
+            return
+        elapsed = time.perf_counter() - self._last_time
+        self._train_seconds += elapsed
+        images = batch[0] if isinstance(batch, list | tuple) else batch
+        self._images += images.shape[0]
+        pl_module.log_dict(
+            {
+                "time/train_seconds": self._train_seconds,
+                "time/images_per_second": self._images / max(self._train_seconds, 1e-9),
+            },
+            on_step=True,
+            on_epoch=False,
+            batch_size=images.shape[0],
+        )
+
+    def state_dict(self) -> dict[str, Any]:
+        """Keep the totals across resumes."""
+        return {"train_seconds": self._train_seconds, "images": self._images}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore the totals from a checkpoint."""
+        self._train_seconds = state_dict["train_seconds"]
+        self._images = state_dict["images"]

@@ -1,0 +1,1 @@
+"""Evaluation metrics: FID against cached real statistics, reconstruction MAE, run time."""

@@ -1,0 +1,124 @@
+"""train.py and evaluate.py composed from the real conf/: runs, checkpoints, metrics, errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra.errors import InstantiationException
+from omegaconf import open_dict
+
+from invgan.evaluation import evaluate
+from invgan.training import train
+from tests.conftest import CONFIG_DIR, INCEPTION_WEIGHTS, REPO_ROOT, compose_config
+
+EXPERIMENTS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_fast_dev_run_of_every_experiment(experiment, train_config, shared_data):
+    cfg = train_config(f"experiment={experiment}", "debug=fdr", tiny=False)
+    metrics = train(cfg)
+    assert "train/loss_g_adv" in metrics and "test/mae" in metrics
+
+
+def test_train_then_evaluate_writes_every_metric(train_config, tmp_path):
+    cfg = train_config(
+        "data=synthetic", "trainer.max_epochs=2", "callbacks.image_grids.every_n_iterations=8"
+    )
+    metrics = train(cfg)
+    run_dir = Path(cfg.paths.output_dir)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    assert last.is_file()
+    assert sorted(p.name for p in (run_dir / "images").glob("*.png"))[-1].startswith("samples_")
+    assert metrics["val/mae"] > 0
+
+    eval_dir = tmp_path / "eval"
+    eval_cfg = compose_config(
+        "evaluate",
+        [
+            f"ckpt_path={last}",
+            f"metrics.fid.weights_path={INCEPTION_WEIGHTS}",
+            "metrics.fid.num_samples=16",
+            "metrics.fid.real_count=32",
+            "metrics.runtime.batch_size=32",
+            "metrics.runtime.repeats=2",
+            "device=cpu",
+        ],
+        eval_dir,
+    )
+    report = evaluate(eval_cfg)
+    written = json.loads((eval_dir / "metrics.json").read_text())
+    assert written == json.loads(json.dumps(report))
+    expected = {
+        "test/mae",
+        "test/rand_fid",
+        "test/ts_rec_fid",
+        "test/rand_rec_fid",
+        "test/int_ts_fid",
+        "test/inversion_seconds_per_image",
+    }
+    assert set(written["metrics"]) == expected
+    for name, entry in written["metrics"].items():
+        assert entry["value"] > 0 and "protocol" in entry, name
+    assert written["metrics"]["test/rand_fid"]["count"] == 16
+    assert written["metrics"]["test/inversion_seconds_per_image"]["batch_size"] == 32
+    # The checkpoint reloads to the weights that produced the run's own test MAE.
+    assert written["metrics"]["test/mae"]["value"] == pytest.approx(
+        _mae_of_checkpoint(cfg, last), rel=1e-5
+    )
+
+
+def _mae_of_checkpoint(cfg, checkpoint_path: Path) -> float:
+    """Test MAE recomputed directly from the checkpoint's state dict."""
+    import hydra
+
+    from invgan.utils.images import to_signed_range
+
+    model = hydra.utils.instantiate(cfg.model)
+    model.load_state_dict(torch.load(checkpoint_path, weights_only=True)["state_dict"])
+    datamodule = hydra.utils.instantiate(cfg.data)
+    datamodule.setup()
+    images = to_signed_range(torch.stack(list(datamodule.test_dataset)))
+    with torch.no_grad():
+        return float((model.eval().reconstruct(images) - images).abs().mean())
+
+
+def test_unknown_config_key_fails_with_hydras_message():
+    result = subprocess.run(
+        [sys.executable, "train.py", "model.loss.not_a_loss=1", "data=synthetic"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "Could not override 'model.loss.not_a_loss'" in result.stderr
+
+
+def test_bad_value_fails_before_training(train_config):
+    cfg = train_config("data=synthetic", "model.loss.mmd_weight=-1")
+    with pytest.raises(InstantiationException, match="mmd_weight must be >= 0"):
+        train(cfg)
+    assert not (Path(cfg.paths.output_dir) / "checkpoints").exists()
+
+
+def test_missing_data_dir_names_files_and_fix(train_config, tmp_path, monkeypatch):
+    monkeypatch.setenv("INVGAN_DATA_DIR", str(tmp_path / "nowhere"))
+    cfg = train_config("data=mnist", "debug=fdr")
+    with pytest.raises(FileNotFoundError) as error:
+        train(cfg)
+    message = str(error.value)
+    assert "train-images-idx3-ubyte" in message and "data.download=true" in message
+
+
+def test_evaluate_refuses_a_missing_checkpoint(tmp_path):
+    cfg = compose_config("evaluate", [f"ckpt_path={tmp_path / 'none.ckpt'}"], tmp_path)
+    with open_dict(cfg):
+        cfg.device = "cpu"
+    with pytest.raises(FileNotFoundError, match="checkpoint not found"):
+        evaluate(cfg)
