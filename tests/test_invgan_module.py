@@ -25,7 +25,7 @@ ZERO_WEIGHTS = dict(
 )
 
 
-def make_module(**loss_weights) -> InvGANModule:
+def make_module(reconstruction_updates: str = "discriminator", **loss_weights) -> InvGANModule:
     torch.manual_seed(0)
     return InvGANModule(
         MappingMLP(8, 8, 16),
@@ -34,6 +34,7 @@ def make_module(**loss_weights) -> InvGANModule:
         InvGANLossConfig(**{**ZERO_WEIGHTS, **loss_weights}),
         functools.partial(torch.optim.SGD, lr=0.1),
         functools.partial(torch.optim.SGD, lr=0.1),
+        reconstruction_updates=reconstruction_updates,
     )
 
 
@@ -80,6 +81,17 @@ def test_reconstruction_losses_train_generator_and_latent_head(weight):
     assert changed(g_before, module.generator, "")
     assert changed(d_before, module.discriminator, "latent_head")
     assert not changed(d_before, module.discriminator, "adversarial_head")
+
+
+@pytest.mark.parametrize(
+    ("updates", "trunk_moves"), [("latent_head", False), ("discriminator", True)]
+)
+def test_reconstruction_updates_selects_the_trained_part_of_d(updates, trunk_moves):
+    module = make_module(updates, pixel_weight=1.0)
+    d_before = snapshot(module.discriminator)
+    one_iteration(module)
+    assert changed(d_before, module.discriminator, "latent_head")
+    assert changed(d_before, module.discriminator, "blocks") == trunk_moves
 
 
 def test_mmd_gives_gradient_to_mapping_network():
