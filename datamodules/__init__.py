@@ -1,21 +1,34 @@
 """LightningDataModules whose items are float32 images in [0, 1] of shape (C, R, R)."""
 
-from datamodules.base import ImageDataModule, split_indices
+from datamodules.archive import ImageArchive, read_labels
+from datamodules.base import ImageDataModule, split_by_fractions, split_indices
+from datamodules.celeba import CelebADataModule, CelebADataset
 from datamodules.errors import CorruptDataError
+from datamodules.ffhq import ArchiveImageDataset, FFHQDataModule
 from datamodules.image_folder import ImageFolderDataModule, ImageFolderDataset
+from datamodules.imagenet_patches import ImageNetPatchesDataModule, PatchDataset
 from datamodules.mnist import MNISTDataModule, MNISTDataset, read_idx
 from datamodules.synthetic import SyntheticDataModule, SyntheticDataset, make_blob_images
 
 __all__ = [
+    "ArchiveImageDataset",
+    "CelebADataModule",
+    "CelebADataset",
     "CorruptDataError",
+    "FFHQDataModule",
+    "ImageArchive",
     "ImageDataModule",
     "ImageFolderDataModule",
     "ImageFolderDataset",
+    "ImageNetPatchesDataModule",
     "MNISTDataModule",
     "MNISTDataset",
+    "PatchDataset",
     "SyntheticDataModule",
     "SyntheticDataset",
     "make_blob_images",
     "read_idx",
+    "read_labels",
+    "split_by_fractions",
     "split_indices",
 ]

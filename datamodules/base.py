@@ -1,10 +1,15 @@
 """Shared LightningDataModule logic: split bookkeeping, size checks and DataLoader construction."""
 
+import math
 from abc import abstractmethod
+from collections.abc import Sequence
+from typing import TypeVar
 
 import numpy as np
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader, Dataset
+
+T = TypeVar("T")
 
 
 def check_int(name: str, value: int, minimum: int = 1) -> None:
@@ -27,6 +32,39 @@ def split_indices(num_items: int, sizes: list[int], seed: int) -> list[np.ndarra
     parts.append(order[bounds[-1] :])
     # Sorted so each split keeps the on-disk order, which makes items easy to trace back.
     return [np.sort(part) for part in parts]
+
+
+def check_fractions(val_fraction: float, test_fraction: float) -> None:
+    """Raise a ValueError unless both fractions lie in [0, 1) and leave room for training."""
+    for name, fraction in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if not 0 <= fraction < 1:
+            raise ValueError(f"{name} must be in [0, 1), got {fraction}")
+    if val_fraction + test_fraction >= 1:
+        raise ValueError(
+            f"val_fraction + test_fraction must be below 1, got {val_fraction + test_fraction}"
+        )
+
+
+def _split_count(num_items: int, fraction: float) -> int:
+    # At least one item whenever a split is requested, so tiny folders still validate.
+    return 0 if fraction == 0 else max(1, math.floor(num_items * fraction + 0.5))
+
+
+def split_by_fractions(
+    items: Sequence[T], val_fraction: float, test_fraction: float, seed: int, source: str
+) -> tuple[list[T], list[T], list[T]]:
+    """Seeded (train, val, test) lists of ``items``, which were read from ``source``.
+
+    A non-zero fraction always yields at least one item; the training split must keep one too.
+    """
+    sizes = [_split_count(len(items), fraction) for fraction in (val_fraction, test_fraction)]
+    if sum(sizes) >= len(items):
+        raise ValueError(
+            f"{len(items)} images in {source} are too few for validation ({sizes[0]}) "
+            f"and test ({sizes[1]}) splits plus a training split"
+        )
+    val, test, train = split_indices(len(items), sizes, seed)
+    return tuple([items[i] for i in part] for part in (train, val, test))
 
 
 class ImageDataModule(pl.LightningDataModule):

@@ -421,7 +421,9 @@ def test_datamodules_pickle(faces: Path) -> None:
 # --------------------------------------------------------------------------- configs
 
 
-@pytest.mark.parametrize("name", ["mnist", "image_folder", "synthetic"])
+@pytest.mark.parametrize(
+    "name", ["mnist", "image_folder", "synthetic", "celeba", "ffhq", "imagenet_patches"]
+)
 def test_data_configs_instantiate(name: str, tmp_path: Path) -> None:
     data = OmegaConf.load(REPO / "conf" / "data" / f"{name}.yaml")
     assert {"resolution", "channels", "batch_size", "eval_batch_size"} <= set(data)

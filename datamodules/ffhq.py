@@ -1,0 +1,90 @@
+"""FFHQ (or any face set) as a folder or zip of images in the StyleGAN2-ADA dataset format."""
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+
+from datamodules.archive import ImageArchive, read_labels
+from datamodules.base import split_by_fractions
+from datamodules.image_files import read_image
+from datamodules.image_folder import ImageFolderDataModule, ImageFolderDataset
+
+
+class ArchiveImageDataset(ImageFolderDataset):
+    """Images of an :class:`ImageArchive`, resized and centre-cropped to ``resolution``.
+
+    ``paths`` are member names relative to the archive root. Items are (C, R, R) float32 images
+    in [0, 1], or (image, label) pairs when ``labels`` (one row per name) are given.
+    """
+
+    def __init__(
+        self,
+        archive: ImageArchive,
+        names: Sequence[str],
+        resolution: int,
+        channels: int,
+        labels: torch.Tensor | None = None,
+        hflip: bool = False,
+    ) -> None:
+        super().__init__(names, resolution, channels, hflip)
+        if labels is not None and len(labels) != len(names):
+            raise ValueError(f"got {len(labels)} labels for {len(names)} images")
+        self.archive = archive
+        self.labels = labels
+
+    def read(self, index: int) -> Image.Image:
+        """Decode member ``paths[index]`` of the archive."""
+        name = self.paths[index]
+        with self.archive.open(name) as handle:
+            return read_image(handle, self.channels, self.archive.describe(name))
+
+    def __getitem__(self, index: int) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        image = super().__getitem__(index)
+        return image if self.labels is None else (image, self.labels[index])
+
+
+class FFHQDataModule(ImageFolderDataModule):
+    """A folder or zip file of images (any resolution), split by ``seed`` and fractions.
+
+    ``root`` is a folder of PNG/JPG files (searched recursively) or a StyleGAN2-ADA zip. With
+    ``use_labels`` and a ``dataset.json`` that has labels, items are (image, label) pairs.
+    ``options`` are those of :class:`ImageFolderDataModule` (channels, fractions, hflip, ...).
+    """
+
+    name = "FFHQ"
+    expected_layout = (
+        "a folder of PNG/JPG images, or a zip file in the StyleGAN2-ADA format (optionally "
+        "with dataset.json) as data.root"
+    )
+
+    def __init__(
+        self, root: str | Path, resolution: int = 128, use_labels: bool = False, **options: Any
+    ) -> None:
+        super().__init__(root, resolution, **options)
+        self.use_labels = use_labels
+
+    def build_datasets(
+        self,
+    ) -> tuple[ArchiveImageDataset, ArchiveImageDataset, ArchiveImageDataset]:
+        """List the archive, read labels if asked, and split; images are read on access."""
+        self.check_root()
+        archive = ImageArchive(self.root, self.extensions)
+        names = archive.image_names()
+        labels = read_labels(archive, names) if self.use_labels else None
+        splits = split_by_fractions(
+            range(len(names)), self.val_fraction, self.test_fraction, self.seed, str(self.root)
+        )
+        return tuple(
+            ArchiveImageDataset(
+                archive,
+                [names[i] for i in indices],
+                self.resolution,
+                self.channels,
+                None if labels is None else labels[indices],
+                hflip=self.hflip and split == 0,
+            )
+            for split, indices in enumerate(splits)
+        )
