@@ -101,6 +101,19 @@ def test_mmd_gives_gradient_to_mapping_network():
     assert changed(m_before, module.mapping, "")
 
 
+def test_standalone_mapping_is_saved_under_its_own_name():
+    module = make_module()
+    assert module.mapping is module.networks("live")[0]
+    assert module.networks("ema")[0] is module.ema["mapping"]
+    top_level = {k.split(".")[0] for k in module.state_dict()}
+    ema = {k.split(".")[1] for k in module.state_dict() if k.startswith("ema.")}
+    assert top_level == {"mapping", "generator", "discriminator", "ema", "iteration"}
+    assert ema == {"mapping", "generator", "discriminator"}
+    opt_g, _ = module.configure_optimizers()[0]
+    expected = [*module.mapping.parameters(), *module.generator.parameters()]
+    assert [id(p) for p in opt_g.param_groups[0]["params"]] == [id(p) for p in expected]
+
+
 def test_ema_update_hand_computed():
     source, target = torch.nn.Linear(1, 1), torch.nn.Linear(1, 1)
     with torch.no_grad():

@@ -98,6 +98,9 @@ def test_latent_distance_hand_computed():
     w_hat = torch.tensor([[1.0, 2.0], [1.0, 0.0]])
     # squared errors 1, 4, 0, 1 -> mean 1.5
     assert float(latent_distance(w, w_hat)) == pytest.approx(1.5)
+    # Only the second sample selected: squared errors 0, 1 -> mean 0.5.
+    assert float(latent_distance(w, w_hat, torch.tensor([False, True]))) == pytest.approx(0.5)
+    assert float(latent_distance(w, w_hat, torch.tensor([False, False]))) == 0.0
 
 
 def test_pixel_distance_hand_computed():

@@ -10,12 +10,18 @@ import torch.nn.functional as F
 DISTANCES = ("l1", "l2")
 
 
-def latent_distance(w: torch.Tensor, w_hat: torch.Tensor) -> torch.Tensor:
+def latent_distance(
+    w: torch.Tensor, w_hat: torch.Tensor, mask: torch.Tensor | None = None
+) -> torch.Tensor:
     """Squared L2 distance ||w - w_hat||^2 divided by the latent size, averaged over the batch.
 
-    Dividing by the latent size keeps loss weights comparable across latent dimensions.
+    Dividing by the latent size keeps loss weights comparable across latent dimensions. With a
+    boolean `mask` (N,) only the selected samples are averaged (0 when none is selected).
     """
-    return F.mse_loss(w_hat, w)
+    if mask is None:
+        return F.mse_loss(w_hat, w)
+    per_sample = (w_hat - w).pow(2).mean(dim=1)
+    return (per_sample * mask).sum() / mask.sum().clamp(min=1)
 
 
 def pixel_distance(x: torch.Tensor, x_hat: torch.Tensor, kind: str = "l1") -> torch.Tensor:

@@ -17,6 +17,14 @@ Each iteration runs two phases:
    on the generated batch (latent reconstruction, both halves), and optionally pays a lazy R1
    penalty. Its gradients add to those from phase 1 and D takes one optimiser step: the paper's
    "+" between two optimisation processes means they run simultaneously.
+
+The mapping network is either a module of its own (`model.mapping`, DCGAN and BigGAN) or owned
+by the generator (`model.mapping: null`, StyleGAN2, whose mapping is part of its state dict so
+that official checkpoints load). Either way `self.mapping` is M and its parameters are trained,
+averaged and saved once. Generators that take one code per layer (W+, attribute `n_latent`) can
+use style mixing on the prior half of the batch; inferred codes of real images always drive
+every layer, and mixed samples, which have no single code to recover, are left out of the
+latent reconstruction terms.
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ from invgan.losses.reconstruction import (
 )
 from invgan.modules.invgan_loss_config import InvGANLossConfig
 from invgan.nn.discriminator_output import DiscriminatorOutput
+from invgan.nn.style_mixing import style_mixing
 from invgan.utils.ema import eval_mode, frozen_copy, update_ema
 from invgan.utils.images import to_signed_range
 
@@ -51,11 +60,14 @@ def _check_network_set(name: str, key: str) -> None:
 
 
 class InvGANModule(pl.LightningModule):
-    """Joint training of mapping M, generator G and discriminator-with-latent-head D."""
+    """Joint training of mapping M, generator G and discriminator-with-latent-head D.
+
+    `mapping=None` means the generator owns M and exposes it as `generator.mapping`.
+    """
 
     def __init__(
         self,
-        mapping: nn.Module,
+        mapping: nn.Module | None,
         generator: nn.Module,
         discriminator: nn.Module,
         loss: InvGANLossConfig,
@@ -67,6 +79,7 @@ class InvGANModule(pl.LightningModule):
         inversion_networks: str = "live",
         sampling_networks: str = "ema",
         reconstruction_updates: str = "discriminator",
+        style_mixing_prob: float = 0.0,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -79,21 +92,35 @@ class InvGANModule(pl.LightningModule):
                 f"model.reconstruction_updates={reconstruction_updates!r}; "
                 f"allowed: {RECONSTRUCTION_UPDATES}"
             )
+        self.generator_owns_mapping = mapping is None
+        if mapping is None:
+            if not isinstance(getattr(generator, "mapping", None), nn.Module):
+                raise ValueError(
+                    "model.mapping is null but the generator has no mapping network of its "
+                    "own; configure model.mapping"
+                )
+            mapping = generator.mapping
         if mapping.w_dim != generator.w_dim or mapping.w_dim != discriminator.w_dim:
             raise ValueError(
                 f"latent sizes differ: mapping w_dim={mapping.w_dim}, generator "
                 f"w_dim={generator.w_dim}, discriminator w_dim={discriminator.w_dim}"
             )
-        self.mapping = mapping
-        self.generator = generator
-        self.discriminator = discriminator
-        self.ema = nn.ModuleDict(
-            {
-                "mapping": frozen_copy(mapping),
-                "generator": frozen_copy(generator),
-                "discriminator": frozen_copy(discriminator),
-            }
-        )
+        if not 0.0 <= style_mixing_prob <= 1.0:
+            raise ValueError(f"model.style_mixing_prob must be in [0, 1], got {style_mixing_prob}")
+        if style_mixing_prob > 0 and getattr(generator, "n_latent", 0) < 2:
+            raise ValueError(
+                "model.style_mixing_prob > 0 needs a generator that takes one code per layer "
+                "(W+, attribute n_latent >= 2), such as StyleGAN2; set it to 0"
+            )
+        # Each trained network is registered (and saved) once under its own name; an owned
+        # mapping lives inside the generator. setattr registers through nn.Module even for
+        # `mapping`, whose property only reads.
+        trained = {"mapping": mapping, "generator": generator, "discriminator": discriminator}
+        if self.generator_owns_mapping:
+            del trained["mapping"]
+        for name, network in trained.items():
+            setattr(self, name, network)
+        self.ema = nn.ModuleDict({name: frozen_copy(net) for name, net in trained.items()})
         self.loss_config = loss
         self.optimizer_g = optimizer_g
         self.optimizer_d = optimizer_d
@@ -103,6 +130,7 @@ class InvGANModule(pl.LightningModule):
         self.inversion_networks = inversion_networks
         self.sampling_networks = sampling_networks
         self.reconstruction_updates = reconstruction_updates
+        self.style_mixing_prob = style_mixing_prob
         # Counts training iterations (one G and one D update each); saved with checkpoints so
         # lazy regularisation keeps its schedule on resume. Lightning's global_step counts
         # optimizer steps instead, two per iteration.
@@ -112,9 +140,16 @@ class InvGANModule(pl.LightningModule):
     def networks(self, which: str) -> tuple[nn.Module, nn.Module, nn.Module]:
         """(mapping, generator, discriminator) of the live or the EMA set."""
         _check_network_set(which, "networks")
-        if which == "ema":
-            return self.ema["mapping"], self.ema["generator"], self.ema["discriminator"]
-        return self.mapping, self.generator, self.discriminator
+        # Looked up by registered name: `self.mapping` is the property below.
+        nets = self.ema if which == "ema" else self._modules
+        generator = nets["generator"]
+        mapping = generator.mapping if self.generator_owns_mapping else nets["mapping"]
+        return mapping, generator, nets["discriminator"]
+
+    @property
+    def mapping(self) -> nn.Module:
+        """The live mapping network M, whether standalone or owned by the generator."""
+        return self.networks("live")[0]
 
     def encode(self, images: torch.Tensor, which: str | None = None) -> torch.Tensor:
         """Infer latent codes of images in [-1, 1] with D's latent head (model-based inversion)."""
@@ -152,7 +187,7 @@ class InvGANModule(pl.LightningModule):
     # ---------------------------------------------------------------- training
     def configure_optimizers(self) -> Any:
         """Adam (or any partial from config) for G+M and for D, with optional schedulers."""
-        opt_g = self.optimizer_g(params=[*self.mapping.parameters(), *self.generator.parameters()])
+        opt_g = self.optimizer_g(params=self._generator_side_parameters())
         opt_d = self.optimizer_d(params=self.discriminator.parameters())
         schedulers = [
             {"scheduler": make(opt), "interval": "epoch"}
@@ -160,6 +195,30 @@ class InvGANModule(pl.LightningModule):
             if make is not None
         ]
         return [opt_g, opt_d], schedulers
+
+    def _generator_side_parameters(self) -> list[nn.Parameter]:
+        """Parameters of M and G, each once (an owned mapping is among G's)."""
+        mapping = [] if self.generator_owns_mapping else list(self.mapping.parameters())
+        return [*mapping, *self.generator.parameters()]
+
+    def _generator_codes(
+        self, w_prior: torch.Tensor, w_real: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """G's input batch (prior codes, then inferred codes) and which prior samples are unmixed.
+
+        Without style mixing this is the batch concatenation w + w_R of the paper and the mask
+        is None. With it, the batch is W+: prior samples may switch to a second prior code at
+        a random layer, and each inferred code w_R is repeated in every layer.
+        """
+        if self.style_mixing_prob == 0:
+            return torch.cat([w_prior, w_real]), None
+        num_layers = self.generator.n_latent
+        w_other = self.mapping(
+            torch.randn(w_prior.shape[0], self.mapping.z_dim, device=w_prior.device)
+        )
+        prior_codes, mixed = style_mixing(w_prior, w_other, num_layers, self.style_mixing_prob)
+        real_codes = w_real.unsqueeze(1).expand(-1, num_layers, -1)
+        return torch.cat([prior_codes, real_codes]), ~mixed
 
     def _real_images(self, batch: Any) -> torch.Tensor:
         images = batch[0] if isinstance(batch, list | tuple) else batch
@@ -192,13 +251,14 @@ class InvGANModule(pl.LightningModule):
             if head_only
             else encoded.latents
         )
-        generated = self.generator(torch.cat([w_prior, w_real]))
+        codes, unmixed = self._generator_codes(w_prior, w_real)
+        generated = self.generator(codes)
         judged = self._judge_frozen(generated)
         reconstruction = generated[n:]
         num_fakes = 2 * n if cfg.adversarial_on_reconstructions else n
         losses = {
             "g_adv": generator_loss(judged.logits[:num_fakes], cfg.adversarial),
-            "latent": latent_distance(w_prior, judged.latents[:n]),
+            "latent": latent_distance(w_prior, judged.latents[:n], unmixed),
             "cycle": latent_distance(w_real, judged.latents[n:]),
             "fm": feature_matching_distance(
                 [f.detach() for f in encoded.features],
@@ -215,7 +275,7 @@ class InvGANModule(pl.LightningModule):
             + cfg.pixel_weight * losses["pixel"]
             + cfg.mmd_weight * losses["mmd"]
         )
-        generator_params = [*self.mapping.parameters(), *self.generator.parameters()]
+        generator_params = self._generator_side_parameters()
         self.manual_backward(
             cfg.adversarial_weight * losses["g_adv"], inputs=generator_params, retain_graph=True
         )
@@ -231,7 +291,9 @@ class InvGANModule(pl.LightningModule):
             on_real.logits, on_generated.logits[:num_fakes], cfg.adversarial
         )
         losses["d_latent"] = latent_distance(
-            torch.cat([w_prior, w_real]).detach(), on_generated.latents
+            torch.cat([w_prior, w_real]).detach(),
+            on_generated.latents,
+            None if unmixed is None else torch.cat([unmixed, torch.ones_like(unmixed)]),
         )
         loss_d = cfg.adversarial_weight * losses["d_adv"] + cfg.latent_weight * losses["d_latent"]
         if apply_r1:
@@ -263,8 +325,8 @@ class InvGANModule(pl.LightningModule):
         # live ones instead of averaging in the random initialisation.
         step = int(self.iteration)
         decay = min(self.ema_decay, (1.0 + step) / (10.0 + step))
-        for name in ("mapping", "generator", "discriminator"):
-            update_ema(self.ema[name], getattr(self, name), decay)
+        for name, target in self.ema.items():
+            update_ema(target, getattr(self, name), decay)
 
     def on_train_epoch_end(self) -> None:
         """Step epoch-interval schedulers (manual optimisation leaves this to the module)."""
