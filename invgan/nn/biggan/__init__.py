@@ -1,0 +1,1 @@
+"""BigGAN-style generator and discriminator (with InvGAN latent head) built from small parts."""
