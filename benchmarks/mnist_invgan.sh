@@ -7,7 +7,7 @@
 set -euo pipefail
 RUN=${1:-logs/benchmarks/mnist_invgan}
 REAL_COUNT=${2:-null}
-SNAPSHOT_EVERY=2000  # Lightning steps = 1000 training iterations (two optimizer steps each)
+SNAPSHOT_EVERY=6000  # Lightning steps = 3000 training iterations (two optimizer steps each)
 
 python train.py experiment=mnist_dcgan_invgan hydra.run.dir="$RUN" \
   trainer.enable_progress_bar=false \
@@ -15,6 +15,7 @@ python train.py experiment=mnist_dcgan_invgan hydra.run.dir="$RUN" \
   +callbacks.snapshots.dirpath="$RUN/snapshots" \
   +callbacks.snapshots.every_n_train_steps=$SNAPSHOT_EVERY \
   +callbacks.snapshots.save_top_k=-1 \
+  +callbacks.snapshots.auto_insert_metric_name=false \
   "+callbacks.snapshots.filename='step_{step}'"
 
 for ckpt in "$RUN"/snapshots/*.ckpt; do

@@ -10,7 +10,11 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 
 from invgan.callbacks.run_config import RunConfigInCheckpoint
-from invgan.utils.instantiate import instantiate_callbacks, instantiate_loggers
+from invgan.utils.instantiate import (
+    instantiate_callbacks,
+    instantiate_datamodule,
+    instantiate_loggers,
+)
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +23,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit (and optionally test) the configured model; returns the final callback metrics."""
     pl.seed_everything(cfg.seed, workers=True)
     log.info("Instantiating datamodule <%s>", cfg.data._target_)
-    datamodule: pl.LightningDataModule = hydra.utils.instantiate(cfg.data)
+    datamodule: pl.LightningDataModule = instantiate_datamodule(cfg.data)
     log.info("Instantiating model <%s>", cfg.model._target_)
     model: pl.LightningModule = hydra.utils.instantiate(cfg.model)
     callbacks = instantiate_callbacks(cfg.get("callbacks"))

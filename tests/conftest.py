@@ -17,8 +17,9 @@ SHARED_DIR = REPO_ROOT.parent / "shared"
 SHARED_DATA = SHARED_DIR / "data"
 INCEPTION_WEIGHTS = SHARED_DIR / "weights" / "weights-inception-2015-12-05-6726825d.pth"
 
-# Tiny networks so that a training step takes milliseconds on a 2-core CPU.
-TINY_MODEL = [
+# Tiny networks so that a training step takes milliseconds on a 2-core CPU, per backbone
+# (keyed by the generator's class name; BigGAN shares DCGAN's option names).
+_TINY_DCGAN_OR_BIGGAN = [
     "model.mapping.z_dim=16",
     "model.mapping.w_dim=16",
     "model.mapping.hidden_dim=32",
@@ -26,6 +27,17 @@ TINY_MODEL = [
     "model.discriminator.base_width=8",
     "model.discriminator.latent_hidden_dim=32",
 ]
+TINY_MODELS = {
+    "DCGANGenerator": _TINY_DCGAN_OR_BIGGAN,
+    "BigGANGenerator": _TINY_DCGAN_OR_BIGGAN,
+    "StyleGAN2Generator": [
+        "model.generator.w_dim=16",
+        "model.generator.n_mlp=2",
+        "model.generator.channel_base=256",
+        "model.generator.channel_max=16",
+        "model.generator.channel_multiplier=1",
+    ],
+}
 CPU_RUN = [
     "trainer.accelerator=cpu",
     "trainer.enable_progress_bar=false",
@@ -54,8 +66,13 @@ def train_config(tmp_path: Path) -> Callable[..., DictConfig]:
     """Factory: compose train.yaml with tiny CPU overrides plus the caller's."""
 
     def make(*overrides: str, tiny: bool = True) -> DictConfig:
-        extra = [*CPU_RUN, *(TINY_MODEL if tiny else []), *overrides]
-        return compose_config("train", extra, tmp_path / "run")
+        cfg = compose_config("train", [*CPU_RUN, *overrides], tmp_path / "run")
+        if not tiny:
+            return cfg
+        backbone = cfg.model.generator._target_.rsplit(".", 1)[-1]
+        return compose_config(
+            "train", [*CPU_RUN, *TINY_MODELS[backbone], *overrides], tmp_path / "run"
+        )
 
     return make
 

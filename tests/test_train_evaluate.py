@@ -17,11 +17,19 @@ from invgan.training import train
 from tests.conftest import CONFIG_DIR, INCEPTION_WEIGHTS, REPO_ROOT, compose_config
 
 EXPERIMENTS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
+# The shared folder standing in for each experiment's dataset (MNIST is there under its name).
+SHARED_STAND_INS = {
+    "celeba_stylegan_invgan": "faces",
+    "ffhq_stylegan_invgan": "faces",
+    "imagenet_biggan_patches": "natural",
+}
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_fast_dev_run_of_every_experiment(experiment, train_config, shared_data):
-    cfg = train_config(f"experiment={experiment}", "debug=fdr", tiny=False)
+    stand_in = SHARED_STAND_INS.get(experiment)
+    root = [f"data.root={shared_data / stand_in}"] if stand_in else []
+    cfg = train_config(f"experiment={experiment}", "debug=fdr", "data.batch_size=4", *root)
     metrics = train(cfg)
     assert "train/loss_g_adv" in metrics and "test/mae" in metrics
 

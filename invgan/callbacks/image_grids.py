@@ -7,10 +7,10 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from torchvision.utils import make_grid, save_image
+from torchvision.utils import save_image
 
 from invgan.utils.ema import eval_mode
-from invgan.utils.images import to_signed_range, to_unit_range
+from invgan.utils.images import image_grid, to_signed_range
 
 
 def interleave(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
@@ -93,7 +93,7 @@ class ImageGridCallback(pl.Callback):
         paths = []
         for name, images in grids.items():
             path = out_dir / f"{name}_{step:07d}.png"
-            grid = make_grid(to_unit_range(images.float().cpu()), nrow=8, padding=2)
+            grid = image_grid(images)
             save_image(grid, path)
             paths.append(path)
             self._send_to_logger(trainer, f"images/{name}", grid, step)

@@ -24,3 +24,12 @@ def instantiate_callbacks(group: DictConfig | None) -> list[pl.Callback]:
 def instantiate_loggers(group: DictConfig | None) -> list[Logger]:
     """One logger per entry of the `logger` group that has a `_target_`."""
     return _instantiate_group(group, "logger")
+
+
+def instantiate_datamodule(data_cfg: DictConfig) -> pl.LightningDataModule:
+    """The datamodule of the `data` group, with plain Python lists and dicts as arguments.
+
+    Datamodules record their arguments in checkpoints; OmegaConf containers there would make
+    the checkpoints unloadable with `torch.load(weights_only=True)`.
+    """
+    return hydra.utils.instantiate(data_cfg, _convert_="all")

@@ -1,0 +1,2 @@
+"""Applications of inversion that write images and codes: tiled reconstruction, de-blurring,
+frame interpolation. Each is a `run_*` function that `python -m invgan.apply` calls."""

@@ -1,0 +1,35 @@
+"""Reading the images an application works on: one file or every image in a folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from datamodules.image_files import image_to_tensor, list_images, read_image, resize_center_crop
+from invgan.utils.images import to_signed_range
+
+
+def load_images(source: str | Path, channels: int, size: int | None = None) -> torch.Tensor:
+    """Images in [-1, 1], (N, channels, H, W), from a file or a folder (sorted by path).
+
+    With `size`, each image is resized (shorter side) and centre-cropped to size x size;
+    without, all images must already share one size.
+    """
+    source = Path(source).expanduser()
+    if not source.exists():
+        raise FileNotFoundError(f"inputs={source} does not exist: give an image file or a folder")
+    paths = list_images(source) if source.is_dir() else [source]
+    images = []
+    for path in paths:
+        image = read_image(path, channels)
+        if size is not None:
+            image = resize_center_crop(image, size)
+        images.append(image_to_tensor(image))
+    sizes = {tuple(image.shape[1:]) for image in images}
+    if len(sizes) > 1:
+        raise ValueError(
+            f"the images under {source} have different sizes {sorted(sizes)}; set size=<pixels> "
+            "to resize and centre-crop them all to one square size"
+        )
+    return to_signed_range(torch.stack(images))

@@ -1,0 +1,46 @@
+"""Run an application of inversion on real images with a trained checkpoint.
+
+    python -m invgan.apply application=tiled_reconstruction ckpt_path=<run>/checkpoints/last.ckpt \
+        inputs=<image or folder>
+
+Applications (`conf/application/`): tiled_reconstruction, deblur, frame_interpolation. Outputs
+(PNG grids and the latent codes as .pt) go to the run directory, logs/apply/runs/<date_time>/.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from invgan.applications.inputs import load_images
+from invgan.evaluation import build_model, resolve_device, restore_run_config
+from invgan.utils.checkpoint import load_checkpoint
+
+log = logging.getLogger(__name__)
+
+
+def apply(cfg: DictConfig) -> list[Path]:
+    """Load the checkpoint and the input images, run the configured application."""
+    device = resolve_device(cfg.device)
+    checkpoint = load_checkpoint(cfg.ckpt_path)
+    run_cfg = restore_run_config(checkpoint, cfg)
+    model = build_model(run_cfg, checkpoint, cfg).to(device)
+    images = load_images(cfg.inputs, int(run_cfg.data.channels), cfg.get("size")).to(device)
+    run = hydra.utils.instantiate(cfg.application)
+    paths = run(model, images, int(run_cfg.data.resolution), Path(cfg.paths.output_dir))
+    for path in paths:
+        log.info("wrote %s", path)
+    return paths
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="apply.yaml")
+def main(cfg: DictConfig) -> None:
+    """Hydra entry point."""
+    apply(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Inference-time inversion of real images into a generator latent space."""
