@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
+import time
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -23,6 +25,9 @@ from torch import Tensor
 from torchmetrics.image.fid import FrechetInceptionDistance
 
 from invgan.utils.atomic import atomic_write
+
+log = logging.getLogger(__name__)
+PROGRESS_INTERVAL_SECONDS = 60.0
 
 
 def images_to_inception_uint8(images: Tensor) -> Tensor:
@@ -85,6 +90,7 @@ def _feature_statistics(
         raise ValueError(f"max_count must be at least 2 (or None for all images), got {max_count}")
     total = outer = None
     count = 0
+    started = last_report = time.perf_counter()
     for batch in batches:
         if max_count is not None:
             batch = batch[: max_count - count]
@@ -97,6 +103,11 @@ def _feature_statistics(
         total += features.sum(dim=0)
         outer += features.T @ features
         count += features.shape[0]
+        if time.perf_counter() - last_report > PROGRESS_INTERVAL_SECONDS:
+            # Inception runs at a few images per second on a CPU: say how far along it is.
+            last_report = time.perf_counter()
+            rate = count / (last_report - started)
+            log.info("Inception features: %d/%s images (%.1f images/s)", count, max_count, rate)
         if count == max_count:
             break  # before asking a (possibly generating) iterator for a batch it will not use
     if count < 2:

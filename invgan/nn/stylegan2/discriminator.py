@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-
 import torch
 from torch import nn
 
@@ -11,7 +9,7 @@ from invgan.nn.discriminator_output import DiscriminatorOutput
 from invgan.nn.stylegan2.discriminator_blocks import ConvLayer, ResBlock
 from invgan.nn.stylegan2.equalized import EqualLinear
 from invgan.nn.stylegan2.minibatch_stddev import minibatch_stddev
-from invgan.nn.stylegan2.widths import feature_width, log2_resolution
+from invgan.nn.stylegan2.widths import log2_resolution, width_schedule
 
 
 class StyleGAN2Discriminator(nn.Module):
@@ -39,12 +37,7 @@ class StyleGAN2Discriminator(nn.Module):
         self.w_dim = w_dim
         self.stddev_group = stddev_group
         log_size = log2_resolution(resolution)
-        width = functools.partial(
-            feature_width,
-            channel_base=channel_base,
-            channel_multiplier=channel_multiplier,
-            channel_max=channel_max,
-        )
+        width = width_schedule(channel_base, channel_multiplier, channel_max)
         trunk: list[nn.Module] = [ConvLayer(channels, width(resolution), 1)]
         for log_res in range(log_size, 2, -1):
             trunk.append(ResBlock(width(2**log_res), width(2 ** (log_res - 1))))

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import functools
-
 import torch
 from torch import nn
 
 from invgan.nn.stylegan2.mapping import MappingNetwork
 from invgan.nn.stylegan2.synthesis_layers import ConstantInput, StyledConv, ToImage
-from invgan.nn.stylegan2.widths import feature_width, log2_resolution
+from invgan.nn.stylegan2.widths import log2_resolution, width_schedule
 
 
 class StyleGAN2Generator(nn.Module):
@@ -46,12 +44,7 @@ class StyleGAN2Generator(nn.Module):
         self.resolution = resolution
         self.channels = channels
         log_size = log2_resolution(resolution)
-        width = functools.partial(
-            feature_width,
-            channel_base=channel_base,
-            channel_multiplier=channel_multiplier,
-            channel_max=channel_max,
-        )
+        width = width_schedule(channel_base, channel_multiplier, channel_max)
         self.style = MappingNetwork(w_dim, n_mlp, lr_mlp)
         self.input = ConstantInput(width(4))
         self.conv1 = StyledConv(width(4), width(4), w_dim)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 
 def log2_resolution(resolution: int) -> int:
     """log2 of `resolution`, which must be a power of two of at least 4."""
@@ -28,3 +31,15 @@ def feature_width(
             f"channel_multiplier={channel_multiplier} must be at least the resolution"
         )
     return width
+
+
+def width_schedule(
+    channel_base: int, channel_multiplier: int, channel_max: int
+) -> Callable[[int], int]:
+    """`feature_width` with the network's settings bound: resolution -> channels."""
+    return functools.partial(
+        feature_width,
+        channel_base=channel_base,
+        channel_multiplier=channel_multiplier,
+        channel_max=channel_max,
+    )
