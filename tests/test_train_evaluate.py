@@ -130,3 +130,21 @@ def test_evaluate_refuses_a_missing_checkpoint(tmp_path):
         cfg.device = "cpu"
     with pytest.raises(FileNotFoundError, match="checkpoint not found"):
         evaluate(cfg)
+
+
+def test_last_checkpoint_is_the_final_state_after_a_mid_epoch_stop(train_config):
+    # 16 iterations an epoch; max_steps counts two optimizer steps per iteration.
+    cfg = train_config(
+        "data=synthetic", "trainer.max_epochs=5", "trainer.max_steps=50", "test=false"
+    )
+    train(cfg)
+    last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    state = torch.load(last, weights_only=True)
+    assert int(state["state_dict"]["iteration"]) == 25 and state["global_step"] == 50
+    assert not list(last.parent.glob(".*.tmp"))
+
+    with open_dict(cfg):
+        cfg.ckpt_path = str(last)
+        cfg.trainer.max_steps = 60
+    train(cfg)
+    assert int(torch.load(last, weights_only=True)["state_dict"]["iteration"]) == 30
