@@ -24,7 +24,8 @@ for exp in celeba_stylegan_invgan ffhq_stylegan_invgan imagenet_biggan_patches; 
   data="data.root=$SHARED/${ROOT[$exp]}"
   # Throughput at full width: a few iterations, no validation.
   python train.py experiment=$exp $data $COMMON hydra.run.dir="$OUT/$exp/full_width" \
-    trainer.max_steps=12 trainer.limit_val_batches=0 test=false data.batch_size=4
+    trainer.max_steps=8 trainer.limit_val_batches=0 test=false optimized_metric=null \
+    data.batch_size=4
   # Reduced width: a real run of MINUTES (PATCH_MINUTES for the patch GAN).
   minutes=$MINUTES
   [ $exp = imagenet_biggan_patches ] && minutes=$PATCH_MINUTES
