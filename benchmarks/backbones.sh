@@ -20,17 +20,20 @@ declare -A REDUCED=(
 )
 COMMON="trainer.enable_progress_bar=false trainer.log_every_n_steps=1 data.batch_size=8"
 
+# Runs whose checkpoint exists are kept, so an interrupted benchmark picks up where it stopped.
+done_run() { [ -f "$OUT/$1/checkpoints/last.ckpt" ]; }
+
 for exp in celeba_stylegan_invgan ffhq_stylegan_invgan imagenet_biggan_patches; do
   data="data.root=$SHARED/${ROOT[$exp]}"
   # Throughput at full width: a few iterations, no validation.
-  python train.py experiment=$exp $data $COMMON hydra.run.dir="$OUT/$exp/full_width" \
+  done_run "$exp/full_width" || python train.py experiment=$exp $data $COMMON hydra.run.dir="$OUT/$exp/full_width" \
     trainer.max_steps=8 trainer.limit_val_batches=0 test=false optimized_metric=null \
     data.batch_size=4
   # Reduced width: a real run of MINUTES (PATCH_MINUTES for the patch GAN).
   minutes=$MINUTES
   [ $exp = imagenet_biggan_patches ] && minutes=$PATCH_MINUTES
-  python train.py experiment=$exp $data $COMMON ${REDUCED[$exp]} \
-    hydra.run.dir="$OUT/$exp/reduced_width" trainer.max_time="00:00:$minutes:00" \
+  done_run "$exp/reduced_width" || python train.py experiment=$exp $data $COMMON ${REDUCED[$exp]} \
+    hydra.run.dir="$OUT/$exp/reduced_width" trainer.max_time="00:00:$(printf %02d "$minutes"):00" \
     trainer.val_check_interval=100 callbacks.image_grids.every_n_iterations=100000
 done
 

@@ -40,11 +40,11 @@ def main(out_dir: Path) -> None:
         for width in ("full_width", "reduced_width"):
             run = experiment_dir / width
             images_per_second = float(last_logged(run, "time/images_per_second"))
-            steps = int(last_logged(run, "step") or 0) + 1
+            iterations = int(last_logged(run, "step") or 0) + 1  # logged once an iteration
             mae = last_logged(run, "val/mae")
             print(
                 f"| {experiment_dir.name} | {width.replace('_', ' ')} | {describe(run)} "
-                f"| {images_per_second:.1f} | {steps // 2} | {mae and f'{float(mae):.3f}'} |"
+                f"| {images_per_second:.3g} | {iterations} | {mae and f'{float(mae):.3f}'} |"
             )
         samples = sorted((experiment_dir / "reduced_width" / "images").glob("samples_*.png"))
         reconstructions = sorted(
