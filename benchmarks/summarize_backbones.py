@@ -47,12 +47,8 @@ def main(out_dir: Path) -> None:
                 f"| {images_per_second:.3g} | {iterations} | {mae and f'{float(mae):.3f}'} |"
             )
         samples = sorted((experiment_dir / "reduced_width" / "images").glob("samples_*.png"))
-        reconstructions = sorted(
-            (experiment_dir / "reduced_width" / "images").glob("reconstructions_*.png")
-        )
-        for kind, grids in (("samples", samples), ("reconstructions", reconstructions)):
-            if grids:
-                shutil.copy(grids[-1], DOCS_IMAGES / f"{experiment_dir.name}_{kind}.png")
+        if samples:
+            shutil.copy(samples[-1], DOCS_IMAGES / f"{experiment_dir.name}_samples.png")
     tiled = json.loads((out_dir / "tiled_eval" / "metrics.json").read_text())
     entry = tiled["metrics"]["test/tiled_mae"]
     print(
