@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import pytorch_lightning as pl
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
@@ -83,3 +84,16 @@ def shared_data(monkeypatch: pytest.MonkeyPatch) -> Path:
     assert SHARED_DATA.is_dir(), f"expected the shared data folder at {SHARED_DATA}"
     monkeypatch.setenv("INVGAN_DATA_DIR", str(SHARED_DATA))
     return SHARED_DATA
+
+
+def bare_cpu_trainer(**limits: int) -> pl.Trainer:
+    """A CPU Trainer with no logger, checkpoints, progress bar or summary; `limits` such as
+    max_steps (two per InvGAN iteration) or max_epochs bound the run."""
+    return pl.Trainer(
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+        **limits,
+    )

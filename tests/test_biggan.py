@@ -8,7 +8,6 @@ from pathlib import Path
 import hydra
 import numpy as np
 import pytest
-import pytorch_lightning as pl
 import torch
 from PIL import Image
 from torch.func import functional_call
@@ -24,6 +23,7 @@ from invgan.nn.biggan.spectral_norm import sn_conv2d, sn_linear
 from invgan.nn.mapping import MappingMLP
 from invgan.utils.ema import frozen_copy, update_ema
 from invgan.utils.images import to_signed_range
+from tests.conftest import bare_cpu_trainer
 
 W_DIM = 8
 # resolution -> (generator, discriminator) width multipliers of a tiny network.
@@ -204,14 +204,8 @@ def test_short_run_on_imagenet_patches_reduces_held_out_reconstruction_error(sha
         adam,
     )
     initial = held_out_mae(module, held_out)
-    trainer = pl.Trainer(
-        max_steps=2 * 60,  # Lightning counts both optimisers' steps: 60 iterations
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        accelerator="cpu",
-    )
+    # Lightning counts both optimisers' steps: 60 iterations.
+    trainer = bare_cpu_trainer(max_steps=2 * 60)
     loader = DataLoader(
         train_patches, batch_size=16, shuffle=True, generator=torch.Generator().manual_seed(0)
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 
 import pytest
-import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
@@ -14,6 +13,7 @@ from invgan.modules.invgan_loss_config import InvGANLossConfig
 from invgan.nn.dcgan import DCGANDiscriminator, DCGANGenerator
 from invgan.nn.mapping import MappingMLP
 from invgan.utils.ema import update_ema
+from tests.conftest import bare_cpu_trainer
 
 ZERO_WEIGHTS = dict(
     adversarial_weight=0.0,
@@ -50,14 +50,7 @@ def changed(before: dict[str, torch.Tensor], module: torch.nn.Module, prefix: st
 
 def one_iteration(module: InvGANModule) -> None:
     images = torch.rand(8, 1, 16, 16)
-    trainer = pl.Trainer(
-        max_steps=2,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        accelerator="cpu",
-    )
+    trainer = bare_cpu_trainer(max_steps=2)
     trainer.fit(module, DataLoader(images, batch_size=8))
     assert int(module.iteration) == 1
 

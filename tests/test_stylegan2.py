@@ -8,7 +8,6 @@ from pathlib import Path
 
 import hydra
 import pytest
-import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from PIL import Image
@@ -23,6 +22,7 @@ from invgan.nn.stylegan2.generator import StyleGAN2Generator
 from invgan.nn.stylegan2.minibatch_stddev import minibatch_stddev
 from invgan.nn.stylegan2.modulated_conv import ModulatedConv2d
 from invgan.utils.images import to_signed_range
+from tests.conftest import bare_cpu_trainer
 
 W_DIM = 16
 # Tiny widths: 32 channels at 4 and 8 px, 16 at 16 px, 8 at 32 px.
@@ -290,14 +290,7 @@ def test_generator_owned_mapping_is_trained_averaged_and_saved_once():
 
     live_before = [p.detach().clone() for p in module.mapping.parameters()]
     ema_before = [p.clone() for p in module.networks("ema")[0].parameters()]
-    trainer = pl.Trainer(
-        max_steps=2,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        accelerator="cpu",
-    )
+    trainer = bare_cpu_trainer(max_steps=2)
     trainer.fit(module, DataLoader(torch.rand(4, 3, 16, 16), batch_size=4))
     assert int(module.iteration) == 1
     for before, after in ((live_before, module.mapping), (ema_before, module.networks("ema")[0])):
@@ -381,14 +374,7 @@ def test_short_run_on_faces_reduces_held_out_reconstruction_error(shared_data):
     mean_face_mae = float((mean_face - held_out).abs().mean())
     module = make_module(style_mixing_prob=0.5, pixel_weight=1.0, r1_gamma=1.0, r1_interval=4)
     initial = held_out_mae(module, held_out)
-    trainer = pl.Trainer(
-        max_epochs=16,  # 96 iterations
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        accelerator="cpu",
-    )
+    trainer = bare_cpu_trainer(max_epochs=16)  # 96 iterations
     trainer.fit(module, DataLoader(train_faces, batch_size=8, shuffle=True))
     final = held_out_mae(module, held_out)
     assert final < 0.6 * initial, (initial, final)
