@@ -11,6 +11,7 @@ from typing import Any
 
 from PIL import Image
 
+from datamodules.augment import Augmentation
 from datamodules.base import check_int
 from datamodules.errors import CorruptDataError
 from datamodules.image_files import center_crop
@@ -39,9 +40,9 @@ class CelebADataset(ImageFolderDataset):
         resolution: int,
         channels: int,
         crop_size: int | None,
-        hflip: bool = False,
+        augment: Augmentation | None = None,
     ) -> None:
-        super().__init__(paths, resolution, channels, hflip)
+        super().__init__(paths, resolution, channels, augment)
         self.crop_size = crop_size
 
     def transform(self, image: Image.Image) -> Image.Image:
@@ -132,5 +133,5 @@ class CelebADataModule(ImageFolderDataModule):
     def make_dataset(self, paths: list[Path], train: bool) -> CelebADataset:
         """Centre-cropped, resized faces; only the training split is augmented."""
         return CelebADataset(
-            paths, self.resolution, self.channels, self.crop_size, self.hflip and train
+            paths, self.resolution, self.channels, self.crop_size, self.train_augment(train)
         )

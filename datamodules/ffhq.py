@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 
 from datamodules.archive import ImageArchive, read_labels
+from datamodules.augment import Augmentation
 from datamodules.base import split_by_fractions
 from datamodules.image_files import read_image
 from datamodules.image_folder import ImageFolderDataModule, ImageFolderDataset
@@ -27,9 +28,9 @@ class ArchiveImageDataset(ImageFolderDataset):
         resolution: int,
         channels: int,
         labels: torch.Tensor | None = None,
-        hflip: bool = False,
+        augment: Augmentation | None = None,
     ) -> None:
-        super().__init__(names, resolution, channels, hflip)
+        super().__init__(names, resolution, channels, augment)
         if labels is not None and len(labels) != len(names):
             raise ValueError(f"got {len(labels)} labels for {len(names)} images")
         self.archive = archive
@@ -84,7 +85,7 @@ class FFHQDataModule(ImageFolderDataModule):
                 self.resolution,
                 self.channels,
                 None if labels is None else labels[indices],
-                hflip=self.hflip and split == 0,
+                augment=self.train_augment(split == 0),
             )
             for split, indices in enumerate(splits)
         )

@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from datamodules.augment import random_hflip
+from datamodules.augment import Augmentation
 from datamodules.base import ImageDataModule, check_fractions, split_by_fractions
 from datamodules.image_files import (
     DEFAULT_EXTENSIONS,
@@ -29,13 +29,17 @@ class ImageFolderDataset(Dataset):
     """
 
     def __init__(
-        self, paths: Sequence[str | Path], resolution: int, channels: int, hflip: bool = False
+        self,
+        paths: Sequence[str | Path],
+        resolution: int,
+        channels: int,
+        augment: Augmentation | None = None,
     ) -> None:
         check_channels(channels)
         self.paths = [str(path) for path in paths]
         self.resolution = resolution
         self.channels = channels
-        self.hflip = hflip
+        self.augment = augment
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -50,7 +54,7 @@ class ImageFolderDataset(Dataset):
 
     def __getitem__(self, index: int) -> torch.Tensor:
         tensor = image_to_tensor(self.transform(self.read(index)))
-        return random_hflip(tensor) if self.hflip else tensor
+        return tensor if self.augment is None else self.augment(tensor)
 
 
 class ImageFolderDataModule(ImageDataModule):
@@ -74,6 +78,7 @@ class ImageFolderDataModule(ImageDataModule):
         test_fraction: float = 0.05,
         extensions: Sequence[str] = DEFAULT_EXTENSIONS,
         hflip: bool = False,
+        translate: int = 0,
         batch_size: int = 64,
         eval_batch_size: int = 256,
         num_workers: int = 0,
@@ -95,7 +100,15 @@ class ImageFolderDataModule(ImageDataModule):
         self.val_fraction = val_fraction
         self.test_fraction = test_fraction
         self.extensions = normalise_extensions(extensions)
-        self.hflip = hflip
+        if translate >= resolution:
+            raise ValueError(
+                f"data.translate={translate} must be smaller than data.resolution={resolution}"
+            )
+        self.augmentation = Augmentation(hflip, translate)
+
+    def train_augment(self, train: bool) -> Augmentation | None:
+        """The configured augmentation for the training split, none for the others."""
+        return self.augmentation if train else None
 
     def check_root(self) -> None:
         """Raise a FileNotFoundError that says what belongs there unless ``root`` exists."""
@@ -115,7 +128,7 @@ class ImageFolderDataModule(ImageDataModule):
 
     def make_dataset(self, paths: list[Path], train: bool) -> Dataset:
         """The dataset of one split; only the training split is augmented."""
-        return ImageFolderDataset(paths, self.resolution, self.channels, self.hflip and train)
+        return ImageFolderDataset(paths, self.resolution, self.channels, self.train_augment(train))
 
     def build_datasets(self) -> tuple[Dataset, Dataset, Dataset]:
         """Find the split paths; files are only opened when items are read."""

@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
+from datamodules.augment import Augmentation
 from datamodules.base import check_int, split_by_fractions
 from datamodules.image_files import center_crop, crop_square, list_images, resize_shorter_side
 from datamodules.image_folder import ImageFolderDataModule, ImageFolderDataset
@@ -33,11 +34,11 @@ class PatchDataset(ImageFolderDataset):
         resolution: int,
         channels: int,
         random_position: bool = False,
-        hflip: bool = False,
+        augment: Augmentation | None = None,
     ) -> None:
         if resolution > image_size:
             raise ValueError(f"cannot cut {resolution}-px squares from {image_size}-px images")
-        super().__init__(paths, resolution, channels, hflip)
+        super().__init__(paths, resolution, channels, augment)
         self.image_size = image_size
         self.random_position = random_position
 
@@ -114,7 +115,7 @@ class ImageNetPatchesDataModule(ImageFolderDataModule):
             self.patch_size,
             self.channels,
             random_position=train,
-            hflip=self.hflip and train,
+            augment=self.train_augment(train),
         )
 
     def setup(self, stage: str | None = None) -> None:
