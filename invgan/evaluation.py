@@ -147,7 +147,7 @@ class Evaluator:
         for images in _batches(loader, tiled_cfg.max_images):
             images = images.to(self.device)
             accumulator.update(images, reconstruct_tiled(self.model, images, patch_size))
-        size = int(self.datamodule.tiled_test_dataset[0].shape[-1])
+        size = images.shape[-1]
         return {
             "value": accumulator.compute(),
             "count": accumulator.count,

@@ -60,8 +60,9 @@ def latent_deblur(
 ) -> DeblurResult:
     """Decode `w + a * (w - w_blurred)` for each amount `a`, w the tiled codes of the input."""
     upsampled = upsample(images, scale_factor)
+    blurred_images = blur(upsampled, blur_sigma)  # checks blur_sigma before any inversion
     sharp = invert_tiled(model, upsampled, patch_size)
-    blurred = invert_tiled(model, blur(upsampled, blur_sigma), patch_size)
+    blurred = invert_tiled(model, blurred_images, patch_size)
     direction = sharp.codes - blurred.codes
     outputs = torch.stack(
         [decode_tiled(model, sharp._replace(codes=sharp.codes + a * direction)) for a in amounts]

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from invgan.inversion.tiled import Invertible, decode_tiled, invert_tiled
-from invgan.metrics.reconstruction import MeanAbsoluteErrorAccumulator
+from invgan.metrics.reconstruction import mean_absolute_error
 from invgan.utils.atomic import atomic_write_json
 from invgan.utils.images import save_image_grid
 
@@ -25,11 +25,9 @@ def run_tiled_reconstruction(
     grid_path = save_image_grid(rows, output_dir / "tiled_reconstruction.png", nrow=3)
     codes_path = output_dir / "tiled_codes.pt"
     torch.save({"codes": latents.codes.cpu(), "grid": tuple(latents.grid)}, codes_path)
-    accumulator = MeanAbsoluteErrorAccumulator()
-    accumulator.update(images, reconstructions)
     report = {
-        "mae": accumulator.compute(),
-        "images": accumulator.count,
+        "mae": float(mean_absolute_error(images, reconstructions)),
+        "images": images.shape[0],
         "patch_size": patch_size,
         "grid": {"rows": latents.grid.rows, "cols": latents.grid.cols},
         "protocol": "mean |x - tiled G(D(x))| per pixel per channel, images in [-1, 1]",
