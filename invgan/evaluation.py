@@ -20,10 +20,13 @@ from torch.utils.data import ConcatDataset, DataLoader
 
 from invgan.callbacks.run_config import CONFIG_KEY
 from invgan.inversion.tiled import reconstruct_tiled
+from invgan.losses.perceptual import PerceptualDistance
 from invgan.metrics.fid import fid_against_real, real_statistics_cached
 from invgan.metrics.inception import build_fid_metric
+from invgan.metrics.perceptual import PerceptualDistanceAccumulator
 from invgan.metrics.reconstruction import MeanAbsoluteErrorAccumulator
 from invgan.metrics.runtime import measure_seconds_per_item
+from invgan.modules.encoder_module import GENERATOR_ARCHITECTURE_KEY
 from invgan.utils.atomic import atomic_write_json
 from invgan.utils.checkpoint import load_checkpoint
 from invgan.utils.images import to_signed_range
@@ -73,6 +76,9 @@ class Evaluator:
 
     def __init__(self, model: Any, datamodule: Any, cfg: DictConfig, device: torch.device):
         self.model = model
+        # Every metric that inverts images goes through the configured inversion method (the
+        # model's own encoder, optimisation, hybrid, ...), so methods compare on equal terms.
+        self.inversion = hydra.utils.instantiate(cfg.inversion, model=model)
         self.datamodule = datamodule
         self.cfg = cfg
         self.device = device
@@ -107,12 +113,12 @@ class Evaluator:
     def random_reconstructions(self, count: int) -> Iterator[torch.Tensor]:
         """G(D(G(M(z)))): random samples inverted and regenerated."""
         for samples in self.random_samples(count):
-            yield self.model.reconstruct(samples)
+            yield self.inversion.reconstruct(samples)
 
     def test_reconstructions(self, count: int) -> Iterator[torch.Tensor]:
         """G(D(x)) for the first `count` test images."""
         for images in self.test_images(count):
-            yield self.model.reconstruct(images)
+            yield self.inversion.reconstruct(images)
 
     def test_interpolations(self, count: int) -> Iterator[torch.Tensor]:
         """G((D(x_a) + D(x_b)) / 2) for random pairs of test images (paper's IntTsFID)."""
@@ -120,21 +126,38 @@ class Evaluator:
             # The loader shuffles, so pairing each image with its neighbour gives random pairs
             # of distinct images.
             images_b = images_a.roll(1, dims=0)
-            midpoint = (self.model.encode(images_a) + self.model.encode(images_b)) / 2
-            yield self.model.decode(midpoint)
+            midpoint = (self.inversion.encode(images_a) + self.inversion.encode(images_b)) / 2
+            yield self.inversion.decode(midpoint)
 
     # ------------------------------------------------------------ metrics
-    def mean_absolute_error(self) -> dict[str, Any]:
-        """Test-set MAE of G(D(x)) per pixel per channel, images in [-1, 1]."""
-        accumulator = MeanAbsoluteErrorAccumulator()
-        limit = self.cfg.metrics.mae.max_images
+    def reconstruction_errors(self) -> dict[str, Any]:
+        """Test-set MAE and LPIPS of the reconstructions, from one inversion pass."""
+        mae_cfg, lpips_cfg = self.cfg.metrics.mae, self.cfg.metrics.lpips
+        mae = MeanAbsoluteErrorAccumulator()
+        lpips = None
+        if lpips_cfg.enabled:
+            distance = PerceptualDistance(lpips_cfg.net, lpips_cfg.weights_path)
+            lpips = PerceptualDistanceAccumulator(distance.to(self.device))
+        limit = mae_cfg.max_images
         for images in self.test_images(limit):
-            accumulator.update(images, self.model.reconstruct(images))
-        return {
-            "value": accumulator.compute(),
-            "count": accumulator.count,
-            "protocol": "mean |x - G(D(x))| per pixel per channel, images in [-1, 1], test split",
-        }
+            reconstructions = self.inversion.reconstruct(images)
+            mae.update(images, reconstructions)
+            if lpips is not None:
+                lpips.update(images, reconstructions)
+        results = {}
+        if mae_cfg.enabled:
+            results["test/mae"] = {
+                "value": mae.compute(),
+                "count": mae.count,
+                "protocol": "mean |x - x_rec| per pixel and channel in [-1, 1], test split",
+            }
+        if lpips is not None:
+            results["test/lpips"] = {
+                "value": lpips.compute(),
+                "count": lpips.count,
+                "protocol": f"mean LPIPS v0.1 ({lpips_cfg.net}) of (x, x_rec), test split",
+            }
+        return results
 
     def tiled_mean_absolute_error(self) -> dict[str, Any]:
         """MAE of whole test images reconstructed patch by patch (paper Sections 3.3, 4.3)."""
@@ -146,7 +169,7 @@ class Evaluator:
         accumulator = MeanAbsoluteErrorAccumulator()
         for images in _batches(loader, tiled_cfg.max_images):
             images = images.to(self.device)
-            accumulator.update(images, reconstruct_tiled(self.model, images, patch_size))
+            accumulator.update(images, reconstruct_tiled(self.inversion, images, patch_size))
         size = images.shape[-1]
         return {
             "value": accumulator.compute(),
@@ -213,20 +236,23 @@ class Evaluator:
         repeats = -(-int(rt_cfg.batch_size) // images.shape[0])
         batch = images.repeat(repeats, 1, 1, 1)[: int(rt_cfg.batch_size)]
         timing = measure_seconds_per_item(
-            self.model.encode, batch, warmup=int(rt_cfg.warmup), repeats=int(rt_cfg.repeats)
+            self.inversion.encode, batch, warmup=int(rt_cfg.warmup), repeats=int(rt_cfg.repeats)
         )
         return {
             "value": timing["seconds_per_image"],
             **timing,
-            "protocol": "median over timed batches of D's latent-head inversion, after warm-up",
+            "protocol": (
+                f"median over timed batches of {self.cfg.inversion._target_} inversion "
+                "(images to codes), after warm-up"
+            ),
         }
 
     @torch.no_grad()
     def run(self) -> dict[str, Any]:
         """Every enabled metric, keyed by `test/<name>`."""
         metrics: dict[str, Any] = {}
-        if self.cfg.metrics.mae.enabled:
-            metrics["test/mae"] = self.mean_absolute_error()
+        if self.cfg.metrics.mae.enabled or self.cfg.metrics.lpips.enabled:
+            metrics.update(self.reconstruction_errors())
         has_tiles = getattr(self.datamodule, "tiled_test_dataset", None) is not None
         if self.cfg.metrics.tiled_mae.enabled and has_tiles:
             metrics["test/tiled_mae"] = self.tiled_mean_absolute_error()
@@ -239,6 +265,15 @@ class Evaluator:
 
 def build_model(run_cfg: DictConfig, checkpoint: dict[str, Any], cfg: DictConfig) -> Any:
     """Instantiate the run's model, load its weights, apply network-set overrides."""
+    architecture = checkpoint.get(GENERATOR_ARCHITECTURE_KEY)
+    if architecture is not None:
+        # Encoder runs: rebuild the frozen generator from the checkpoint itself, not from the
+        # weights file it was first loaded from (which may not exist here).
+        run_cfg.model.generator = {
+            "_target_": "invgan.utils.generator_import.build_frozen_generator",
+            "_recursive_": False,
+            "architecture": architecture,
+        }
     model = hydra.utils.instantiate(run_cfg.model)
     model.load_state_dict(checkpoint["state_dict"])
     if cfg.get("inversion_networks"):
@@ -274,6 +309,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "dataset": run_cfg.data._target_,
         "inversion_networks": model.inversion_networks,
         "sampling_networks": model.sampling_networks,
+        "inversion": OmegaConf.to_container(cfg.inversion, resolve=True),
         "device": str(device),
         "torch_version": torch.__version__,
         "metrics": metrics,

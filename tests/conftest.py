@@ -97,3 +97,30 @@ def bare_cpu_trainer(**limits: int) -> pl.Trainer:
         accelerator="cpu",
         **limits,
     )
+
+
+# A small StyleGAN2 trained briefly on real faces, shared by the encoder and inversion tests
+# as the frozen generator they invert (16 px, w_dim 16).
+FACE_GENERATOR_RUN = [
+    "experiment=celeba_stylegan_invgan",
+    "data.resolution=16",
+    "data.batch_size=8",
+    "data.eval_batch_size=16",
+    "trainer.max_steps=160",
+    "trainer.limit_val_batches=1",
+    "test=false",
+    "optimized_metric=null",
+    "callbacks.image_grids.every_n_iterations=1000",
+]
+
+
+@pytest.fixture(scope="session")
+def face_generator_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """last.ckpt of an 80-iteration InvGAN StyleGAN2 run on ../shared/data/faces (16 px)."""
+    from invgan.training import train
+
+    run_dir = tmp_path_factory.mktemp("face_generator")
+    overrides = [*CPU_RUN, *TINY_MODELS["StyleGAN2Generator"], *FACE_GENERATOR_RUN]
+    cfg = compose_config("train", [*overrides, f"data.root={SHARED_DATA / 'faces'}"], run_dir)
+    train(cfg)
+    return run_dir / "checkpoints" / "last.ckpt"

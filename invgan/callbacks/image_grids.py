@@ -9,7 +9,6 @@ import pytorch_lightning as pl
 import torch
 from torchvision.utils import save_image
 
-from invgan.utils.ema import eval_mode
 from invgan.utils.images import image_grid, to_signed_range
 
 
@@ -77,13 +76,8 @@ class ImageGridCallback(pl.Callback):
             return []
         step = int(pl_module.iteration)
         rng = torch.Generator(device="cpu").manual_seed(self.seed)
-        latents_z = torch.randn(self.num_images, pl_module.mapping.z_dim, generator=rng)
-        which = pl_module.sampling_networks
-        mapping, _, _ = pl_module.networks(which)
-        with eval_mode(mapping):
-            latents = mapping(latents_z.to(pl_module.device))
-        samples = pl_module.decode(latents, which)
-        grids = {"samples": samples}
+        z = torch.randn(self.num_images, pl_module.z_dim, generator=rng)
+        grids = {"samples": pl_module.generate(z.to(pl_module.device))}
         real = self._validation_images(trainer)
         if real is not None:
             real = real.to(pl_module.device)

@@ -29,6 +29,7 @@ latent reconstruction terms.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -46,6 +47,7 @@ from invgan.losses.reconstruction import (
 )
 from invgan.modules.invgan_loss_config import InvGANLossConfig
 from invgan.nn.discriminator_output import DiscriminatorOutput
+from invgan.nn.frozen_generator import FrozenGenerator
 from invgan.nn.style_mixing import style_mixing
 from invgan.utils.ema import eval_mode, frozen_copy, update_ema
 from invgan.utils.images import to_signed_range
@@ -176,6 +178,29 @@ class InvGANModule(pl.LightningModule):
         z = torch.randn(count, mapping.z_dim, generator=generator, device=self.device)
         with eval_mode(mapping):
             return mapping(z)
+
+    @property
+    def z_dim(self) -> int:
+        """Size of the prior samples z."""
+        return int(self.mapping.z_dim)
+
+    def generate(self, z: torch.Tensor, which: str | None = None) -> torch.Tensor:
+        """Images G(M(z)) in [-1, 1] for given prior samples z (N, z_dim)."""
+        which = which or self.sampling_networks
+        mapping, _, _ = self.networks(which)
+        with eval_mode(mapping):
+            return self.decode(mapping(z), which)
+
+    def frozen_generator(self, which: str | None = None) -> FrozenGenerator:
+        """A frozen copy of M and G (inversion set by default) with its average latent, for
+        optimisation-based and hybrid inversion."""
+        mapping, generator, _ = self.networks(which or self.inversion_networks)
+        frozen = FrozenGenerator(
+            copy.deepcopy(generator),
+            None if self.generator_owns_mapping else copy.deepcopy(mapping),
+        ).to(self.device)
+        frozen.estimate_latent_avg()
+        return frozen
 
     def sample(
         self, count: int, which: str | None = None, generator: torch.Generator | None = None
