@@ -9,6 +9,7 @@ training images), computed once and cached.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,16 +20,18 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import ConcatDataset, DataLoader
 
 from invgan.callbacks.run_config import CONFIG_KEY
+from invgan.inversion.pretrained_generator import PretrainedGenerator
 from invgan.inversion.tiled import reconstruct_tiled
 from invgan.losses.perceptual import PerceptualDistance
 from invgan.metrics.fid import fid_against_real, real_statistics_cached
 from invgan.metrics.inception import build_fid_metric
 from invgan.metrics.perceptual import PerceptualDistanceAccumulator
 from invgan.metrics.reconstruction import MeanAbsoluteErrorAccumulator
-from invgan.metrics.runtime import measure_seconds_per_item
+from invgan.metrics.runtime import measure_seconds_per_item, synchronize
 from invgan.modules.encoder_module import GENERATOR_ARCHITECTURE_KEY
 from invgan.utils.atomic import atomic_write_json
 from invgan.utils.checkpoint import load_checkpoint
+from invgan.utils.generator_import import load_frozen_generator
 from invgan.utils.images import to_signed_range
 from invgan.utils.instantiate import instantiate_datamodule
 
@@ -136,15 +139,33 @@ class Evaluator:
         mae = MeanAbsoluteErrorAccumulator()
         lpips = None
         if lpips_cfg.enabled:
-            distance = PerceptualDistance(lpips_cfg.net, lpips_cfg.weights_path)
+            distance = PerceptualDistance(
+                lpips_cfg.net, lpips_cfg.weights_path, lpips_cfg.get("resize")
+            )
             lpips = PerceptualDistanceAccumulator(distance.to(self.device))
         limit = mae_cfg.max_images
+        seconds = 0.0
         for images in self.test_images(limit):
+            synchronize(self.device)
+            start = time.perf_counter()
             reconstructions = self.inversion.reconstruct(images)
+            synchronize(self.device)
+            seconds += time.perf_counter() - start
             mae.update(images, reconstructions)
             if lpips is not None:
                 lpips.update(images, reconstructions)
-        results = {}
+        results = {
+            "test/reconstruction_seconds_per_image": {
+                "value": seconds / mae.count,
+                "count": mae.count,
+                "batch_size": self.batch_size,
+                "device": str(self.device),
+                "protocol": (
+                    "wall-clock seconds of inversion plus regeneration over the test images "
+                    "above, divided by their number, at the evaluation batch size"
+                ),
+            }
+        }
         if mae_cfg.enabled:
             results["test/mae"] = {
                 "value": mae.compute(),
@@ -155,7 +176,10 @@ class Evaluator:
             results["test/lpips"] = {
                 "value": lpips.compute(),
                 "count": lpips.count,
-                "protocol": f"mean LPIPS v0.1 ({lpips_cfg.net}) of (x, x_rec), test split",
+                "protocol": (
+                    f"mean LPIPS v0.1 ({lpips_cfg.net}) of (x, x_rec), test split, images "
+                    f"under {lpips_cfg.get('resize')} px upsampled (bilinear) to it first"
+                ),
             }
         return results
 
@@ -294,19 +318,41 @@ def format_table(metrics: dict[str, Any]) -> str:
     )
 
 
+def load_model_and_data(cfg: DictConfig, device: torch.device) -> tuple[Any, DictConfig, str]:
+    """The model, its data config and the file it came from: a run's checkpoint
+    (`ckpt_path`), or a pretrained generator file (`generator_path`) with `data=<dataset>`."""
+    if bool(cfg.get("ckpt_path")) == bool(cfg.get("generator_path")):
+        raise ValueError(
+            "pass exactly one of ckpt_path=<run>/checkpoints/last.ckpt and "
+            "generator_path=<generator weights> (the latter with data=<dataset>)"
+        )
+    if cfg.get("ckpt_path"):
+        checkpoint = load_checkpoint(cfg.ckpt_path)
+        run_cfg = restore_run_config(checkpoint, cfg)
+        model = build_model(run_cfg, checkpoint, cfg).to(device)
+        return model, run_cfg.data, str(cfg.ckpt_path)
+    if cfg.get("data") is None:
+        raise ValueError(
+            "generator_path needs the images to invert: add data=<dataset> "
+            "(e.g. data=celeba data.root=/path/to/faces)"
+        )
+    frozen = load_frozen_generator(
+        cfg.generator_path, resolution=cfg.data.resolution, channels=cfg.data.channels
+    )
+    return PretrainedGenerator(frozen).to(device), cfg.data, str(cfg.generator_path)
+
+
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
-    """Load `cfg.ckpt_path`, compute the metrics, write `metrics.json` into the run directory."""
+    """Compute the metrics of a run or generator, write `metrics.json` into the run directory."""
     device = resolve_device(cfg.device)
-    checkpoint = load_checkpoint(cfg.ckpt_path)
-    run_cfg = restore_run_config(checkpoint, cfg)
-    model = build_model(run_cfg, checkpoint, cfg).to(device)
-    datamodule = instantiate_datamodule(run_cfg.data)
+    model, data_cfg, source = load_model_and_data(cfg, device)
+    datamodule = instantiate_datamodule(data_cfg)
     datamodule.setup()
     metrics = Evaluator(model, datamodule, cfg, device).run()
     report = {
-        "checkpoint": str(Path(cfg.ckpt_path).resolve()),
+        "checkpoint": str(Path(source).resolve()),
         "iteration": int(model.iteration),
-        "dataset": run_cfg.data._target_,
+        "dataset": data_cfg._target_,
         "inversion_networks": model.inversion_networks,
         "sampling_networks": model.sampling_networks,
         "inversion": OmegaConf.to_container(cfg.inversion, resolve=True),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +18,7 @@ CONFIG_DIR = REPO_ROOT / "conf"
 SHARED_DIR = REPO_ROOT.parent / "shared"
 SHARED_DATA = SHARED_DIR / "data"
 INCEPTION_WEIGHTS = SHARED_DIR / "weights" / "weights-inception-2015-12-05-6726825d.pth"
+LPIPS_WEIGHTS = {net: SHARED_DIR / "weights" / f"lpips_{net}_full.pth" for net in ("alex", "vgg")}
 
 # Tiny networks so that a training step takes milliseconds on a 2-core CPU, per backbone
 # (keyed by the generator's class name; BigGAN shares DCGAN's option names).
@@ -60,6 +62,16 @@ def compose_config(name: str, overrides: list[str], output_dir: Path) -> DictCon
         del cfg["hydra"]  # the CLI hands the task config without the hydra node
     GlobalHydra.instance().clear()
     return cfg
+
+
+@pytest.fixture(autouse=True)
+def offline_lpips_weights(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Point configs at the shared LPIPS weights (tests never download), unless the
+    environment already names weights files."""
+    for net, path in LPIPS_WEIGHTS.items():
+        variable = f"INVGAN_LPIPS_{net.upper()}_WEIGHTS"
+        if variable not in os.environ:
+            monkeypatch.setenv(variable, str(path))
 
 
 @pytest.fixture

@@ -64,6 +64,8 @@ def test_train_then_evaluate_writes_every_metric(train_config, tmp_path):
     assert written == json.loads(json.dumps(report))
     expected = {
         "test/mae",
+        "test/lpips",
+        "test/reconstruction_seconds_per_image",
         "test/rand_fid",
         "test/ts_rec_fid",
         "test/rand_rec_fid",

@@ -11,7 +11,8 @@ import torch
 from torch import Tensor
 
 
-def _synchronize(device: torch.device) -> None:
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA kernels run asynchronously) before timing."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -28,12 +29,12 @@ def measure_seconds_per_item(
     with torch.inference_mode():
         for _ in range(warmup):
             fn(batch)
-        _synchronize(batch.device)
+        synchronize(batch.device)
         for _ in range(repeats):
             start = time.perf_counter()
             fn(batch)
             # CUDA kernels run asynchronously; wait for them before reading the clock
-            _synchronize(batch.device)
+            synchronize(batch.device)
             batch_seconds.append(time.perf_counter() - start)
     median = statistics.median(batch_seconds)
     return {
