@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import pytorch_lightning as pl
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
@@ -40,6 +41,20 @@ TINY_MODELS = {
         "model.generator.channel_max=16",
         "model.generator.channel_multiplier=1",
     ],
+    # Encoder recipes train no generator (theirs is loaded and frozen): keyed by the module.
+    "PSPModule": [
+        "model.encoder.blocks=[1,1,1,1]",
+        "model.encoder.base_width=8",
+        "model.generator.latent_avg_samples=2000",
+    ],
+    "InDomainEncoderModule": [
+        "model.encoder.base_width=8",
+        "model.encoder.max_width=16",
+        "model.discriminator.channel_multiplier=1",
+        "model.discriminator.channel_base=256",
+        "model.discriminator.channel_max=16",
+        "model.perceptual.resize=null",
+    ],
 }
 CPU_RUN = [
     "trainer.accelerator=cpu",
@@ -64,6 +79,16 @@ def compose_config(name: str, overrides: list[str], output_dir: Path) -> DictCon
     return cfg
 
 
+@pytest.fixture(autouse=True, scope="session")
+def one_thread() -> Iterator[None]:
+    """Run single-threaded: the tests' tiny networks gain nothing from a second intra-op
+    thread, and on a busy 2-core machine each step would wait for it (tens of times slower)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(autouse=True)
 def offline_lpips_weights(monkeypatch: pytest.MonkeyPatch) -> None:
     """Point configs at the shared LPIPS weights (tests never download), unless the
@@ -74,6 +99,13 @@ def offline_lpips_weights(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.setenv(variable, str(path))
 
 
+def tiny_key(cfg: DictConfig) -> str:
+    """The TINY_MODELS entry of a composed config: its trained generator's class, or the
+    module's class for recipes whose generator is loaded frozen."""
+    generator = cfg.model.generator._target_.rsplit(".", 1)[-1]
+    return generator if generator in TINY_MODELS else cfg.model._target_.rsplit(".", 1)[-1]
+
+
 @pytest.fixture
 def train_config(tmp_path: Path) -> Callable[..., DictConfig]:
     """Factory: compose train.yaml with tiny CPU overrides plus the caller's."""
@@ -82,9 +114,8 @@ def train_config(tmp_path: Path) -> Callable[..., DictConfig]:
         cfg = compose_config("train", [*CPU_RUN, *overrides], tmp_path / "run")
         if not tiny:
             return cfg
-        backbone = cfg.model.generator._target_.rsplit(".", 1)[-1]
         return compose_config(
-            "train", [*CPU_RUN, *TINY_MODELS[backbone], *overrides], tmp_path / "run"
+            "train", [*CPU_RUN, *TINY_MODELS[tiny_key(cfg)], *overrides], tmp_path / "run"
         )
 
     return make

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytorch_lightning as pl
@@ -31,7 +32,12 @@ class EncoderModule(pl.LightningModule):
     inversion_networks = "live"
     sampling_networks = "live"
 
-    def __init__(self, generator: FrozenGenerator, encoder: nn.Module) -> None:
+    def __init__(
+        self,
+        generator: FrozenGenerator,
+        encoder: nn.Module,
+        loss_networks: Mapping[str, Callable[[], nn.Module]] | None = None,
+    ) -> None:
         super().__init__()
         if not isinstance(generator, FrozenGenerator):
             raise TypeError(
@@ -41,6 +47,11 @@ class EncoderModule(pl.LightningModule):
         self.generator = generator
         self.encoder = encoder
         self.register_buffer("iteration", torch.zeros((), dtype=torch.long))
+        # Frozen loss networks (LPIPS, ArcFace) sit in a plain dict, outside the state dict:
+        # checkpoints hold the encoder and the generator only, and evaluating or resuming one
+        # needs no loss weights until training runs.
+        self._loss_factories = dict(loss_networks or {})
+        self._loss_networks: dict[str, nn.Module] = {}
 
     # ---------------------------------------------------------------- inference API
     @property
@@ -79,6 +90,18 @@ class EncoderModule(pl.LightningModule):
         return self.generator
 
     # ---------------------------------------------------------------- training helpers
+    def loss_network(self, name: str) -> nn.Module:
+        """The frozen loss network `name`, built on first use, on the module's device."""
+        if name not in self._loss_networks:
+            self._loss_networks[name] = self._loss_factories[name]()
+        return self._loss_networks[name].to(self.device)
+
+    def setup(self, stage: str) -> None:
+        """Build the loss networks before fitting, so a missing weights file fails early."""
+        if stage == "fit":
+            for name in self._loss_factories:
+                self.loss_network(name)
+
     def real_images(self, batch: Any) -> torch.Tensor:
         """A datamodule batch as images in [-1, 1]."""
         return to_signed_range(batch[0] if isinstance(batch, list | tuple) else batch)

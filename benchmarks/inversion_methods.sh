@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Inversion methods compared on the same held-out faces and the same small generator, recorded
+# in docs/benchmarks.md:
+# 1. the generator: InvGAN with a reduced-width StyleGAN2 on the shared faces at 32 px (its
+#    discriminator's latent head is one of the methods);
+# 2. a pSp encoder and an in-domain encoder trained on the same training faces against that
+#    generator (its live networks, the ones InvGAN's latent head inverts);
+# 3. evaluate.py on the test split (100 faces) with every inversion method: the three encoders,
+#    in-domain + domain-regularised optimisation, pure optimisation in W and W+, and hybrids
+#    (optimisation started from pSp and from InvGAN's head).
+# Usage: bash benchmarks/inversion_methods.sh [out_dir]
+#   (SHARED=<shared data dir>, GEN_MINUTES, ENC_MINUTES, STEPS=<pure optimisation steps>)
+# Finished runs and evaluations are kept, so an interrupted benchmark picks up where it stopped.
+set -euo pipefail
+OUT=${1:-logs/benchmarks/inversion}
+FACES=$(cd "${SHARED:-../shared/data}/faces" && pwd)
+GEN_MINUTES=${GEN_MINUTES:-40}
+ENC_MINUTES=${ENC_MINUTES:-15}
+STEPS=${STEPS:-300}
+DATA="data.root=$FACES data.resolution=32 data.eval_batch_size=100"
+QUIET="trainer.enable_progress_bar=false test=false optimized_metric=null"
+minutes() { printf "00:00:%02d:00" "$1"; }
+done_run() { [ -f "$OUT/$1/train_finished" ]; }
+train() {  # name, overrides...: a train.py run into $OUT/name, marked finished when it returns
+  local name=$1
+  shift
+  done_run "$name" || {
+    python train.py "$@" $DATA $QUIET hydra.run.dir="$OUT/$name"
+    touch "$OUT/$name/train_finished"
+  }
+}
+
+train generator experiment=celeba_stylegan_invgan data.batch_size=16 \
+  model.generator.channel_max=64 model.generator.w_dim=128 model.loss.r1_gamma=0.0128 \
+  trainer.max_time="$(minutes "$GEN_MINUTES")" callbacks.image_grids.every_n_iterations=1000
+GEN=$OUT/generator/checkpoints/last.ckpt
+ENCODER_RUN="model.generator.path=$GEN model.generator.networks=live data.batch_size=8
+  trainer.max_time=$(minutes "$ENC_MINUTES") callbacks.image_grids.every_n_iterations=1000"
+train psp experiment=celeba_psp $ENCODER_RUN "model.encoder.blocks=[1,1,1,1]" \
+  model.encoder.base_width=16 trainer.max_steps=-1 trainer.val_check_interval=250
+train indomain experiment=celeba_indomain $ENCODER_RUN model.encoder.base_width=16 \
+  model.encoder.max_width=64 model.discriminator.channel_max=64 trainer.max_epochs=null
+
+evaluate() {  # name, checkpoint, overrides...: evaluate.py into $OUT/eval/name
+  local name=$1 ckpt=$2
+  shift 2
+  [ -f "$OUT/eval/$name/metrics.json" ] || python evaluate.py ckpt_path="$ckpt" device=cpu \
+    metrics.fid.enabled=false metrics.runtime.enabled=false hydra.run.dir="$OUT/eval/$name" "$@"
+}
+PSP=$OUT/psp/checkpoints/last.ckpt
+INDOMAIN=$OUT/indomain/checkpoints/last.ckpt
+evaluate invgan_head "$GEN" inversion=encoder
+evaluate psp "$PSP" inversion=encoder
+evaluate indomain "$INDOMAIN" inversion=encoder
+evaluate indomain_regularized "$INDOMAIN" inversion=domain_regularized
+evaluate optimization_w "$GEN" inversion=optimization inversion.space=w inversion.steps="$STEPS"
+evaluate optimization_w_plus "$GEN" inversion=optimization inversion.space=w_plus \
+  inversion.steps="$STEPS"
+evaluate hybrid_psp "$PSP" inversion=hybrid
+evaluate hybrid_invgan_head "$GEN" inversion=hybrid
+
+python benchmarks/summarize_inversion.py "$OUT" invgan_head psp indomain indomain_regularized \
+  optimization_w optimization_w_plus hybrid_psp hybrid_invgan_head

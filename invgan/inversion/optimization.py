@@ -1,0 +1,249 @@
+"""Optimisation-based inversion: find, for each image, the latent code (and optionally the
+noise maps) whose generated image matches it, with Adam on the frozen generator.
+
+One class covers three methods of the literature, chosen by configuration
+(`conf/inversion/{optimization,hybrid,domain_regularized}.yaml`):
+
+- pure optimisation (StyleGAN2's projector, Karras et al. 2020): start at the mean code,
+  minimise pixel MSE + LPIPS, with noise maps regularised and renormalised;
+- hybrid inversion: start from the model's own encoder, E(x) (InvGAN's latent head, pSp or the
+  in-domain encoder), then optimise;
+- domain-regularised inversion (IDInvert, Zhu et al. 2020): start from E(x) and add
+  lambda_dom ||w - E(G(w))||^2, which keeps the code where the encoder can reach it, i.e. in
+  the semantic domain of the generator. The encoder's weights stay fixed; only the code moves.
+
+All images of a batch are optimised at once. The loss is a sum of per-image terms and Adam is
+elementwise, so each image follows the same trajectory it would follow alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+import torch
+
+from invgan.inversion.latent_spaces import build_space
+from invgan.inversion.noise_regularization import noise_regularization, normalize_noise_
+from invgan.inversion.schedule import ramped_learning_rate
+from invgan.losses.perceptual import PerceptualDistance
+
+INITS = ("mean", "encoder", "random")
+
+
+class Inversion(NamedTuple):
+    """Per-image result: generator codes, noise maps (None when not optimised), final loss
+    (`LatentOptimization.losses`)."""
+
+    codes: torch.Tensor
+    noise: list[torch.Tensor] | None
+    loss: torch.Tensor
+
+
+def _perceptual_distance(
+    lpips: PerceptualDistance | Mapping[str, Any] | None, weight: float
+) -> PerceptualDistance | None:
+    """The LPIPS module the loss needs (built from `net`/`weights_path`/`resize` options)."""
+    if weight == 0:
+        return None
+    if lpips is None:
+        raise ValueError("lpips_weight > 0 needs lpips options (net, weights_path, resize)")
+    if isinstance(lpips, PerceptualDistance):
+        return lpips
+    return PerceptualDistance(**lpips)
+
+
+class LatentOptimization:
+    """Inversion by optimising latent codes (see the module docstring for the three variants).
+
+    Loss per image: mse_weight * mean (G(c) - x)^2 + lpips_weight * LPIPS(G(c), x)
+    + noise_regularization * autocorrelation of the noise maps + domain_weight *
+    mean (c - E(G(c)))^2 + p_norm_weight * P-norm (spaces p and p_plus only).
+
+    Restarts are compared on this loss without the noise term (see `losses`).
+    Restart 0 starts from `init` ("mean" of the space, "encoder": the model's codes converted
+    into the space, "random": a prior sample); restart k > 0 starts from prior samples drawn
+    with seed `seed + k` (restart 0 with "random" uses `seed`). Per image, the restart with the
+    lowest final loss wins. `optimize_noise` fits StyleGAN2's noise maps too, starting from
+    the generator's stored maps; it is ignored for generators without noise inputs.
+    `batch_size` caps how many images are optimised at once (memory); None = the whole batch.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        space: str = "w",
+        steps: int = 1000,
+        lr: float = 0.1,
+        lr_rampup: float = 0.05,
+        lr_rampdown: float = 0.25,
+        betas: tuple[float, float] = (0.9, 0.999),
+        mse_weight: float = 1.0,
+        lpips_weight: float = 1.0,
+        lpips: PerceptualDistance | Mapping[str, Any] | None = None,
+        noise_regularization: float = 1e5,
+        optimize_noise: bool = True,
+        restarts: int = 1,
+        init: str = "mean",
+        domain_weight: float = 0.0,
+        p_norm_weight: float = 0.0,
+        batch_size: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        if init not in INITS:
+            raise ValueError(f"inversion init={init!r}; choose one of {INITS}")
+        if steps < 1 or restarts < 1:
+            raise ValueError(f"steps and restarts must be >= 1, got {steps} and {restarts}")
+        if batch_size is not None and batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1 or null, got {batch_size}")
+        self.model = model
+        # Built outside inference mode, so that these tensors can take part in autograd even
+        # when the method is constructed under torch.inference_mode().
+        with torch.inference_mode(False):
+            self.generator = model.frozen_generator()
+            self.space = build_space(space, self.generator)
+            self.lpips = _perceptual_distance(lpips, lpips_weight)
+            if self.lpips is not None:
+                self.lpips.to(self.generator.latent_avg.device)
+        self.steps = steps
+        self.lr = lr
+        self.lr_rampup = lr_rampup
+        self.lr_rampdown = lr_rampdown
+        self.betas = tuple(betas)
+        self.mse_weight = mse_weight
+        self.lpips_weight = lpips_weight
+        self.noise_weight = noise_regularization
+        self.optimize_noise = optimize_noise and self.generator.has_noise_inputs
+        self.restarts = restarts
+        self.init = init
+        self.domain_weight = domain_weight
+        self.p_norm_weight = p_norm_weight
+        self.batch_size = batch_size
+        self.seed = seed
+
+    # ---------------------------------------------------------------- interface
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """Optimised codes (w or W+, as the space gives) of images in [-1, 1]."""
+        return self.invert(images).codes
+
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        """Images in [-1, 1] from codes, with the generator's stored noise maps."""
+        return self.generator.synthesize(codes)
+
+    def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
+        """G(codes, noise) with the optimised codes and, when optimised, noise maps."""
+        result = self.invert(images)
+        return self.generator.synthesize(result.codes, result.noise)
+
+    def invert(self, images: torch.Tensor) -> Inversion:
+        """Codes, noise maps and final loss of each image, `batch_size` images at a time."""
+        size = self.batch_size or images.shape[0]
+        # Evaluation runs under no_grad or inference_mode; the optimiser needs autograd, and
+        # inference tensors cannot be saved for backward, hence the clone.
+        with torch.inference_mode(False), torch.enable_grad():
+            chunks = [self._best_of_restarts(part.clone()) for part in images.split(size)]
+        noise = None
+        if chunks[0].noise is not None:
+            noise = [torch.cat(maps) for maps in zip(*(c.noise for c in chunks), strict=True)]
+        return Inversion(
+            torch.cat([c.codes for c in chunks]), noise, torch.cat([c.loss for c in chunks])
+        )
+
+    # ---------------------------------------------------------------- optimisation
+    def _start(self, images: torch.Tensor, restart: int) -> torch.Tensor:
+        """Initial variable of `restart` (see the class docstring)."""
+        if restart == 0 and self.init == "mean":
+            return self.space.initial(images.shape[0])
+        if restart == 0 and self.init == "encoder":
+            with torch.no_grad():
+                return self.space.from_codes(self.model.encode(images))
+        rng = torch.Generator().manual_seed(self.seed + restart)
+        return self.space.initial(images.shape[0], rng)
+
+    def _best_of_restarts(self, images: torch.Tensor) -> Inversion:
+        """Per image, the restart with the lowest final loss."""
+        best = None
+        for restart in range(self.restarts):
+            result = self._optimize(images, self._start(images, restart).detach())
+            if best is None:
+                best = result
+                continue
+            better = result.loss < best.loss
+            codes = torch.where(_rows(better, result.codes), result.codes, best.codes)
+            noise = None
+            if result.noise is not None:
+                noise = [
+                    torch.where(_rows(better, new), new, old)
+                    for new, old in zip(result.noise, best.noise, strict=True)
+                ]
+            best = Inversion(codes, noise, torch.minimum(result.loss, best.loss))
+        return best
+
+    def _initial_noise(self, count: int) -> list[torch.Tensor] | None:
+        """The generator's stored noise maps, one copy per image, normalised."""
+        if not self.optimize_noise:
+            return None
+        noise = [n.expand(count, -1, -1, -1).clone() for n in self.generator.noise_maps()]
+        normalize_noise_(noise)
+        return noise
+
+    def _optimize(self, images: torch.Tensor, start: torch.Tensor) -> Inversion:
+        """Adam on the variable (and noise maps) from `start` for `steps` steps."""
+        variable = start.clone()
+        noise = self._initial_noise(images.shape[0])
+        params = [variable, *(noise or [])]
+        for tensor in params:
+            tensor.requires_grad_(True)
+        optimizer = torch.optim.Adam(params, lr=self.lr, betas=self.betas)
+        for step in range(self.steps):
+            for group in optimizer.param_groups:
+                group["lr"] = ramped_learning_rate(
+                    step, self.steps, self.lr, self.lr_rampup, self.lr_rampdown
+                )
+            loss = self.losses(images, variable, noise)
+            if noise is not None and self.noise_weight:
+                loss = loss + self.noise_weight * noise_regularization(noise)
+            # Gradients for the optimised tensors only: nothing accumulates in the model's
+            # parameters (the encoder of the domain term keeps requires_grad=True weights).
+            grads = torch.autograd.grad(loss.sum(), params)
+            for tensor, grad in zip(params, grads, strict=True):
+                tensor.grad = grad
+            optimizer.step()
+            if noise is not None:
+                normalize_noise_(noise)
+        with torch.no_grad():
+            final = self.losses(images, variable, noise)
+            codes = self.space.to_codes(variable)
+            noise = None if noise is None else [n.detach() for n in noise]
+        return Inversion(codes.detach(), noise, final)
+
+    def losses(
+        self, images: torch.Tensor, variable: torch.Tensor, noise: list[torch.Tensor] | None
+    ) -> torch.Tensor:
+        """Per-image objective (N,) without the noise-map regulariser, whose floor for white
+        noise (~1e5 / (H W) per map) would swamp the fit when restarts are compared on it."""
+        codes = self.space.to_codes(variable)
+        generated = self.generator.synthesize(codes, noise)
+        loss = self.mse_weight * (generated - images).square().flatten(1).mean(dim=1)
+        if self.lpips is not None:
+            loss = loss + self.lpips_weight * self.lpips(generated, images)
+        if self.domain_weight:
+            loss = loss + self.domain_weight * self.domain_distance(codes, generated)
+        penalty = self.space.penalty(variable)
+        if penalty is not None and self.p_norm_weight:
+            loss = loss + self.p_norm_weight * penalty
+        return loss
+
+    def domain_distance(self, codes: torch.Tensor, generated: torch.Tensor) -> torch.Tensor:
+        """Mean squared distance per image between codes and E(G(codes)) (IDInvert)."""
+        reencoded = self.model.encode(generated)
+        if reencoded.shape != codes.shape:
+            # A w head against W+ codes (or the reverse): compare every layer with w.
+            codes = self.generator.expand_to_codes(codes)
+            reencoded = self.generator.expand_to_codes(reencoded)
+        return (codes - reencoded).square().flatten(1).mean(dim=1)
+
+
+def _rows(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """A per-image boolean mask (N,) shaped to broadcast against `like` (N, ...)."""
+    return mask.reshape(-1, *([1] * (like.ndim - 1)))

@@ -1,0 +1,139 @@
+"""In-domain encoder training (Zhu et al., "In-Domain GAN Inversion for Real Image Editing",
+ECCV 2020, Section 3.1): a domain-guided encoder E into the W+ space of a frozen generator G.
+
+E is trained on real images only. Its codes must reconstruct the image in pixels and in a
+perceptual feature space, and the reconstruction G(E(x)) must look real to a discriminator D
+trained alongside, which keeps the codes inside G's semantic domain. Each iteration:
+
+1. Encoder step: pixel_weight * ||x - G(E(x))||^2 + perceptual_weight * LPIPS(x, G(E(x)))
+   + adversarial_weight * softplus(-D(G(E(x)))). Gradients reach E through G; G's parameters
+   are frozen and D's are toggled off.
+2. Discriminator step: real x against G(E(x)) (detached), non-saturating loss, plus a lazy R1
+   penalty on real images every `r1_interval` iterations.
+
+Only E and D are trained; the frozen generator is saved with checkpoints but never changes.
+LPIPS is a loss, not part of the model: it is built from its config when fitting starts and kept
+out of the state dict (as in the pSp module), so checkpoints stay small and evaluating one needs
+no LPIPS weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from invgan.losses.adversarial import discriminator_loss, generator_loss, r1_penalty
+from invgan.modules.encoder_module import EncoderModule
+from invgan.nn.frozen_generator import FrozenGenerator
+
+OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
+
+
+class InDomainEncoderModule(EncoderModule):
+    """Domain-guided encoder E, frozen generator G, and a discriminator D on reconstructions.
+
+    `encoder` is a partial that receives the generator's `resolution`, `channels`, `n_latent`
+    and `w_dim`, which are read from the pretrained weights rather than configured.
+    `discriminator` returns a `DiscriminatorOutput`; only its `.logits` are used. `perceptual`
+    builds the frozen per-image LPIPS distance (a `PerceptualDistance` partial).
+    """
+
+    def __init__(
+        self,
+        generator: FrozenGenerator,
+        encoder: Callable[..., nn.Module],
+        discriminator: nn.Module,
+        perceptual: Callable[[], nn.Module],
+        optimizer_e: OptimizerFactory,
+        optimizer_d: OptimizerFactory,
+        pixel_weight: float = 1.0,
+        perceptual_weight: float = 0.8,
+        adversarial_weight: float = 0.1,
+        r1_gamma: float = 10.0,
+        r1_interval: int = 16,
+    ) -> None:
+        weights = {
+            "pixel_weight": pixel_weight,
+            "perceptual_weight": perceptual_weight,
+            "adversarial_weight": adversarial_weight,
+            "r1_gamma": r1_gamma,
+        }
+        for name, value in weights.items():
+            if value < 0:
+                raise ValueError(f"model.{name} must be >= 0, got {value}")
+        if r1_interval < 1:
+            raise ValueError(f"model.r1_interval must be >= 1, got {r1_interval}")
+        super().__init__(
+            generator,
+            encoder(
+                resolution=generator.resolution,
+                channels=generator.channels,
+                n_latent=generator.n_latent,
+                w_dim=generator.w_dim,
+            ),
+            {"lpips": perceptual},
+        )
+        self.automatic_optimization = False
+        self.discriminator = discriminator
+        self.optimizer_e = optimizer_e
+        self.optimizer_d = optimizer_d
+        self.pixel_weight = pixel_weight
+        self.perceptual_weight = perceptual_weight
+        self.adversarial_weight = adversarial_weight
+        self.r1_gamma = r1_gamma
+        self.r1_interval = r1_interval
+
+    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+        """One optimiser for E and one for D (G has no trainable parameters)."""
+        return [
+            self.optimizer_e(params=self.encoder.parameters()),
+            self.optimizer_d(params=self.discriminator.parameters()),
+        ]
+
+    def training_step(self, batch: Any, batch_idx: int) -> None:
+        """One encoder step, then one discriminator step (see the module docstring)."""
+        opt_e, opt_d = self.optimizers()
+        real = self.real_images(batch)
+
+        self.toggle_optimizer(opt_e)
+        reconstruction = self.decode(self.codes_from_encoder(real))
+        losses = {
+            "pixel": F.mse_loss(reconstruction, real),
+            # IDInvert compares VGG16 conv4_3 features; LPIPS-VGG (PerceptualDistance) is the
+            # calibrated form of that distance.
+            "perceptual": self.loss_network("lpips")(real, reconstruction).mean(),
+            "g_adv": generator_loss(self.discriminator(reconstruction).logits),
+        }
+        loss_e = (
+            self.pixel_weight * losses["pixel"]
+            + self.perceptual_weight * losses["perceptual"]
+            + self.adversarial_weight * losses["g_adv"]
+        )
+        opt_e.zero_grad(set_to_none=True)
+        self.manual_backward(loss_e)
+        opt_e.step()
+        self.untoggle_optimizer(opt_e)
+
+        self.toggle_optimizer(opt_d)
+        apply_r1 = self.r1_gamma > 0 and int(self.iteration) % self.r1_interval == 0
+        real_input = real.detach().requires_grad_(apply_r1)
+        real_logits = self.discriminator(real_input).logits
+        fake_logits = self.discriminator(reconstruction.detach()).logits
+        losses["d_adv"] = discriminator_loss(real_logits, fake_logits)
+        loss_d = losses["d_adv"]
+        if apply_r1:
+            losses["r1"] = r1_penalty(real_logits, real_input)
+            # Lazy regularisation: scaled by the interval so that its average weight is gamma/2.
+            loss_d = loss_d + 0.5 * self.r1_gamma * self.r1_interval * losses["r1"]
+        opt_d.zero_grad(set_to_none=True)
+        self.manual_backward(loss_d)
+        opt_d.step()
+        self.untoggle_optimizer(opt_d)
+
+        logs = {f"train/loss_{name}": value.detach() for name, value in losses.items()}
+        logs["train/mae"] = (real - reconstruction).abs().mean().detach()
+        self.log_dict(logs, on_step=True, on_epoch=False, batch_size=real.shape[0])

@@ -1,0 +1,135 @@
+"""pSp (Richardson et al., "Encoding in Style", CVPR 2021): an encoder trained into a frozen
+StyleGAN's W+ space with pixel, perceptual, identity and latent-norm losses.
+
+Only the encoder trains. It predicts offsets from the generator's average latent
+(`start_from_latent_avg`, pSp's default for inversion) so that the untrained encoder already
+decodes to the average face, and the loss is
+
+    l2_weight * ||x - G(E(x))||^2 + lpips_weight * LPIPS(x, G(E(x)))
+    + id_weight * (1 - cos(ArcFace(x), ArcFace(G(E(x))))) + w_norm_weight * ||E(x) - w_avg||_2
+
+with pSp's defaults 1.0, 0.8 and (for faces) 0.1; the latent-norm term is for its
+image-to-image tasks and is off for inversion.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from invgan.modules.encoder_module import EncoderModule
+from invgan.nn.frozen_generator import FrozenGenerator
+
+LOSSES = ("l2", "lpips", "id", "w_norm")
+
+
+class PSPModule(EncoderModule):
+    """pSp training of `encoder` against the frozen `generator` (automatic optimisation).
+
+    `encoder` is a partial that gets the generator's resolution (or `encoder_resolution`),
+    channels, w_dim and n_latent plus `learn_in_w`: W+ codes (N, n_latent, w_dim) by default,
+    one w (N, w_dim) with `learn_in_w`. `encoder_resolution` resizes images before encoding
+    (pSp encodes 256-px inputs for its 1024-px generator); losses compare full-size images.
+    `perceptual` and `identity` build the frozen LPIPS and ArcFace networks and are called
+    only when their weights are positive.
+    """
+
+    def __init__(
+        self,
+        generator: FrozenGenerator,
+        encoder: Callable[..., nn.Module],
+        optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer],
+        perceptual: Callable[[], nn.Module] | None = None,
+        identity: Callable[[], nn.Module] | None = None,
+        learn_in_w: bool = False,
+        start_from_latent_avg: bool = True,
+        encoder_resolution: int | None = None,
+        l2_weight: float = 1.0,
+        lpips_weight: float = 0.8,
+        id_weight: float = 0.0,
+        w_norm_weight: float = 0.0,
+    ) -> None:
+        weights = dict(
+            zip(LOSSES, (l2_weight, lpips_weight, id_weight, w_norm_weight), strict=True)
+        )
+        for name, weight in weights.items():
+            if weight < 0:
+                raise ValueError(f"model.{name}_weight must be >= 0, got {weight}")
+        if weights["l2"] + weights["lpips"] + weights["id"] == 0:
+            raise ValueError(
+                "model.l2_weight, lpips_weight and id_weight are all 0: no loss ties the codes "
+                "to the images"
+            )
+        factories = {"lpips": perceptual, "id": identity}
+        for name, factory in factories.items():
+            if weights[name] > 0 and factory is None:
+                raise ValueError(f"model.{name}_weight > 0 needs its network config")
+        built = encoder(
+            resolution=encoder_resolution or generator.resolution,
+            channels=generator.channels,
+            w_dim=generator.w_dim,
+            n_latent=generator.n_latent,
+            learn_in_w=learn_in_w,
+        )
+        loss_networks = {n: f for n, f in factories.items() if weights[n] > 0}
+        super().__init__(generator, built, loss_networks)
+        self.optimizer = optimizer
+        self.learn_in_w = learn_in_w
+        self.start_from_latent_avg = start_from_latent_avg
+        self.encoder_resolution = encoder_resolution
+        self.loss_weights = {name: weight for name, weight in weights.items() if weight > 0}
+
+    # ---------------------------------------------------------------- codes
+    def codes_from_encoder(self, images: torch.Tensor) -> torch.Tensor:
+        """E(x), plus the generator's average latent with `start_from_latent_avg`."""
+        size = self.encoder_resolution
+        if size is not None and images.shape[-1] != size:
+            images = F.interpolate(images, size=(size, size), mode="bilinear", antialias=True)
+        codes = self.encoder(images)
+        if self.start_from_latent_avg:
+            codes = codes + self.generator.latent_avg
+        return codes
+
+    # ---------------------------------------------------------------- losses
+    def w_norm(self, codes: torch.Tensor) -> torch.Tensor:
+        """||codes - w_avg||_2 per image (without `start_from_latent_avg`, ||codes||_2),
+        averaged over the batch. The norm spans all W+ layers at once, as in pSp's code, so its
+        paper weights carry over."""
+        if self.start_from_latent_avg:
+            codes = codes - self.generator.latent_avg
+        return codes.flatten(1).norm(dim=1).mean()
+
+    def losses(
+        self, real: torch.Tensor, fake: torch.Tensor, codes: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """The unweighted loss terms that have a positive weight."""
+        terms = {
+            "l2": lambda: F.mse_loss(fake, real),
+            "lpips": lambda: self.loss_network("lpips")(fake, real).mean(),
+            "id": lambda: self.loss_network("id")(real, fake),
+            "w_norm": lambda: self.w_norm(codes),
+        }
+        return {name: terms[name]() for name in self.loss_weights}
+
+    # ---------------------------------------------------------------- training
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        """One encoder update on the weighted sum of pSp's losses."""
+        real = self.real_images(batch)
+        codes = self.codes_from_encoder(real)
+        fake = self.decode(codes)
+        losses = self.losses(real, fake, codes)
+        total = sum(self.loss_weights[name] * value for name, value in losses.items())
+        logs = {f"train/loss_{name}": value.detach() for name, value in losses.items()}
+        logs["train/loss"] = total.detach()
+        logs["train/mae"] = (real - fake).abs().mean().detach()
+        self.log_dict(logs, on_step=True, on_epoch=False, batch_size=real.shape[0])
+        self.log("mae", logs["train/mae"], prog_bar=True, logger=False, batch_size=real.shape[0])
+        return total
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        """The configured optimizer over the encoder's parameters only."""
+        return self.optimizer(params=self.encoder.parameters())
