@@ -38,16 +38,17 @@ def test_generator_file_is_inverted_by_optimisation(face_generator_checkpoint, t
     assert seconds > one_step["test/reconstruction_seconds_per_image"]["value"]
 
 
-def test_run_checkpoint_with_hybrid_inversion_beats_its_encoder(
-    face_generator_checkpoint, tmp_path
+@pytest.mark.parametrize("method", ["hybrid", "domain_regularized"])
+def test_refining_a_runs_encoder_output_beats_the_encoder(
+    face_generator_checkpoint, tmp_path, method
 ):
     common = [f"ckpt_path={face_generator_checkpoint}", "metrics.mae.max_images=8"]
     head = _evaluate(tmp_path, *common, "inversion=encoder")
-    hybrid = _evaluate(
-        tmp_path, *common, "inversion=hybrid", "inversion.steps=40", "inversion.lr=0.05"
+    refined = _evaluate(
+        tmp_path, *common, f"inversion={method}", "inversion.steps=40", "inversion.lr=0.05"
     )
-    assert hybrid["inversion"]["init"] == "encoder"
-    assert hybrid["metrics"]["test/mae"]["value"] < head["metrics"]["test/mae"]["value"]
+    assert refined["inversion"]["init"] == "encoder"
+    assert refined["metrics"]["test/mae"]["value"] < head["metrics"]["test/mae"]["value"]
 
 
 def test_bad_sources_get_clear_errors(face_generator_checkpoint, tmp_path):
