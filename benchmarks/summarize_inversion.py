@@ -1,4 +1,5 @@
-"""Print the inversion-method comparison table of benchmarks/inversion_methods.sh.
+"""Print the inversion-method comparison table of benchmarks/inversion_methods.sh and copy
+the runs' last sample / reconstruction grids to docs/images/.
 
 Usage: python benchmarks/summarize_inversion.py <out_dir> [method ...]
 Each method is a folder `<out_dir>/eval/<method>/` holding evaluate.py's metrics.json; the
@@ -8,8 +9,17 @@ methods are listed in the order given (default: alphabetical).
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
+
+DOCS_IMAGES = Path(__file__).resolve().parents[1] / "docs" / "images"
+# Training runs whose last grids are copied, and which grids.
+GRIDS = {
+    "generator": ("samples", "reconstructions"),
+    "psp": ("reconstructions",),
+    "indomain": ("reconstructions",),
+}
 
 
 def method_row(metrics_file: Path, fastest: float) -> list[str]:
@@ -36,8 +46,18 @@ def method_row(metrics_file: Path, fastest: float) -> list[str]:
     ]
 
 
+def copy_last_grids(out_dir: Path) -> None:
+    """docs/images/inversion_<run>_<grid>.png from each run's last grid of that kind."""
+    DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
+    for run, kinds in GRIDS.items():
+        for kind in kinds:
+            grids = sorted((out_dir / run / "images").glob(f"{kind}_*.png"))
+            if grids:
+                shutil.copy(grids[-1], DOCS_IMAGES / f"inversion_{run}_{kind}.png")
+
+
 def main(out_dir: Path, methods: list[str]) -> None:
-    """The table in markdown."""
+    """The table in markdown, then the grids."""
     eval_dir = out_dir / "eval"
     names = methods or sorted(p.name for p in eval_dir.iterdir() if p.is_dir())
     files = [eval_dir / name / "metrics.json" for name in names]
@@ -53,6 +73,7 @@ def main(out_dir: Path, methods: list[str]) -> None:
     print("|" + " --- |" * len(header))
     for f in files:
         print("| " + " | ".join(method_row(f, fastest)) + " |")
+    copy_last_grids(out_dir)
 
 
 if __name__ == "__main__":
