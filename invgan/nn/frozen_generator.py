@@ -20,7 +20,7 @@ class FrozenGenerator(nn.Module):
     W+ (N, n_latent, w_dim). `architecture` is the Hydra config that rebuilds the networks
     without the file they were loaded from, so that checkpoints holding this module are
     self-contained (see `invgan.utils.generator_import`).
-    State dict: `generator.*`, `mapping.*` (standalone mapping only), `latent_avg`.
+    State dict: `generator.*`, `mapping_network.*` (standalone mapping only), `latent_avg`.
     """
 
     def __init__(
