@@ -7,7 +7,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from invgan.evaluation import evaluate
+from invgan.evaluation.pipeline import evaluate
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate.yaml")

@@ -14,7 +14,8 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
 
-from invgan.evaluation import Evaluator, resolve_device, restore_run_config
+from invgan.evaluation.evaluator import Evaluator
+from invgan.evaluation.loading import resolve_device, restore_run_config
 from invgan.metrics.fid import fid_against_real
 from invgan.metrics.inception import build_fid_metric
 from invgan.utils.checkpoint import load_checkpoint
@@ -29,17 +30,17 @@ def main(checkpoint_path: str, num_samples: int, real_count: int | None) -> None
         cfg = compose("evaluate", [f"ckpt_path={checkpoint_path}"])
     with open_dict(cfg):
         cfg.metrics.fid.real_count = real_count
+        cfg.metrics.kid.enabled = False
         cfg.paths.output_dir = "."
     run_cfg = restore_run_config(load_checkpoint(checkpoint_path), cfg)
     datamodule = instantiate_datamodule(run_cfg.data)
     datamodule.setup()
     device = resolve_device(cfg.device)
     evaluator = Evaluator(None, datamodule, cfg, device)
-    fid_metric = build_fid_metric(cfg.metrics.fid.weights_path, device)
-    real = evaluator.real_statistics(fid_metric)
-    value, count = fid_against_real(
-        evaluator.test_images(num_samples), real, fid_metric, num_samples
-    )
+    evaluator.fid_metric = build_fid_metric(cfg.metrics.fid.weights_path, device)
+    real, _ = evaluator.real_reference()
+    test_images = (images for _, images in evaluator.test_images(num_samples))
+    value, count = fid_against_real(test_images, real, evaluator.fid_metric, num_samples)
     print(
         f"FID of {count} real test images vs the statistics of {real.count} training images: "
         f"{value:.2f}"

@@ -37,7 +37,7 @@ def main(run_dir: Path) -> None:
         minutes = seconds_at(seconds, report["iteration"]) / 60
         print(
             f"| {report['iteration']} | {minutes:.1f} | {m['test/mae']['value']:.4f} "
-            f"| {m['test/rand_fid']['value']:.2f} | {m['test/ts_rec_fid']['value']:.2f} |"
+            f"| {m['test/rand_fid_500']['value']:.2f} | {m['test/ts_rec_fid_500']['value']:.2f} |"
         )
     final = json.loads((run_dir / "eval" / "final" / "metrics.json").read_text())
     print(f"\nFinal ({final['iteration']} iterations, device {final['device']}):\n")

@@ -39,7 +39,8 @@ def method_row(metrics_file: Path, fastest: float) -> list[str]:
         metrics_file.parent.name,
         f"{target}({settings})" if settings else target,
         f"{metrics['test/mae']['value']:.4f}",
-        f"{metrics['test/lpips']['value']:.4f}",
+        # Evaluations recorded before LPIPS was split by network call the AlexNet one `lpips`.
+        f"{(metrics.get('test/lpips_alex') or metrics['test/lpips'])['value']:.4f}",
         f"{seconds:.3g}",
         f"{seconds / fastest:.0f}x",
         str(metrics["test/mae"]["count"]),

@@ -16,7 +16,7 @@ import hydra
 from omegaconf import DictConfig
 
 from invgan.applications.inputs import load_images
-from invgan.evaluation import build_model, resolve_device, restore_run_config
+from invgan.evaluation.loading import build_model, resolve_device, restore_run_config
 from invgan.utils.checkpoint import load_checkpoint
 
 log = logging.getLogger(__name__)

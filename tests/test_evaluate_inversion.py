@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import pytest
 
-from invgan.evaluation import evaluate
+from invgan.evaluation.pipeline import evaluate
 from tests.conftest import SHARED_DATA, compose_config
 
-NO_FID = ["metrics.fid.enabled=false", "metrics.runtime.enabled=false", "device=cpu"]
+NO_FID = [
+    "metrics.fid.enabled=false",
+    "metrics.runtime.enabled=false",
+    "metrics.lpips.nets=[alex]",
+    "device=cpu",
+]
 FACES_16 = [
     "data=celeba",
     f"data.root={SHARED_DATA / 'faces'}",
     "data.resolution=16",
     "data.eval_batch_size=8",
-    "metrics.mae.max_images=8",
+    "metrics.reconstruction.max_images=8",
 ]
 
 
@@ -33,7 +38,7 @@ def test_generator_file_is_inverted_by_optimisation(face_generator_checkpoint, t
     fitted = _evaluate(tmp_path, *common, "inversion.steps=60")["metrics"]
     assert fitted["test/mae"]["count"] == 8
     assert fitted["test/mae"]["value"] < 0.8 * one_step["test/mae"]["value"]
-    assert fitted["test/lpips"]["value"] < one_step["test/lpips"]["value"]
+    assert fitted["test/lpips_alex"]["value"] < one_step["test/lpips_alex"]["value"]
     seconds = fitted["test/reconstruction_seconds_per_image"]["value"]
     assert seconds > one_step["test/reconstruction_seconds_per_image"]["value"]
 
@@ -42,7 +47,7 @@ def test_generator_file_is_inverted_by_optimisation(face_generator_checkpoint, t
 def test_refining_a_runs_encoder_output_beats_the_encoder(
     face_generator_checkpoint, tmp_path, method
 ):
-    common = [f"ckpt_path={face_generator_checkpoint}", "metrics.mae.max_images=8"]
+    common = [f"ckpt_path={face_generator_checkpoint}", "metrics.reconstruction.max_images=8"]
     head = _evaluate(tmp_path, *common, "inversion=encoder")
     refined = _evaluate(
         tmp_path, *common, f"inversion={method}", "inversion.steps=40", "inversion.lr=0.05"

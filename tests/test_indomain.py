@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 
 from datamodules.celeba import CelebADataModule
 from invgan.callbacks.run_config import CONFIG_KEY
-from invgan.evaluation import build_model
+from invgan.evaluation.loading import build_model
 from invgan.losses.perceptual import PerceptualDistance
 from invgan.modules.indomain import InDomainEncoderModule
 from invgan.nn.encoders.indomain import InDomainEncoder

@@ -1,4 +1,4 @@
-"""Metrics: Fréchet distance, FID against cached real statistics, weights lookup, MAE, run time."""
+"""Metrics: Fréchet distance, FID, weights lookup, KID, MAE/MSE/PSNR/SSIM, run time."""
 
 from __future__ import annotations
 
@@ -10,14 +10,18 @@ import pytest
 import scipy.linalg
 import torch
 from PIL import Image
+from torchmetrics.functional.image import structural_similarity_index_measure
 from torchmetrics.image.fid import FrechetInceptionDistance
+from torchmetrics.image.kid import poly_mmd
 
 from invgan.metrics.fid import (
+    FeatureMoments,
     RealStatistics,
     compute_real_statistics,
     fid_against_real,
     frechet_distance,
     images_to_inception_uint8,
+    real_features_cached,
     real_statistics_cached,
     statistics_cache_path,
 )
@@ -27,7 +31,13 @@ from invgan.metrics.inception import (
     build_fid_metric,
     resolve_inception_weights,
 )
-from invgan.metrics.reconstruction import MeanAbsoluteErrorAccumulator, mean_absolute_error
+from invgan.metrics.kid import kernel_inception_distance
+from invgan.metrics.reconstruction import (
+    ReconstructionErrorAccumulator,
+    mean_absolute_error,
+    per_image_reconstruction_errors,
+    structural_similarity,
+)
 from invgan.metrics.runtime import measure_seconds_per_item
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -189,35 +199,62 @@ def test_statistics_stop_exactly_at_max_count() -> None:
 
 def test_statistics_cache_saves_reloads_and_is_keyed(tmp_path: Path) -> None:
     images = torch.rand(20, 3, 8, 8) * 2 - 1
-    key = {"dataset": "toy", "split": "train", "resolution": 8, "features": "stub-4"}
+    key = {"dataset": "toy", "split": "train", "resolution": 8, "features": "stub-4", "count": 16}
     calls = []
 
-    def batches_fn():
+    def compute(count: int = 16):
         calls.append(1)
-        return images.split(8)
+        return compute_real_statistics(images.split(8), _StubFidMetric(), count)
 
-    first = real_statistics_cached(tmp_path, key, batches_fn, _StubFidMetric(), 16)
+    first = real_statistics_cached(tmp_path, key, compute)
     path = statistics_cache_path(tmp_path, {**key, "max_count": 16})
-    assert path.is_file() and path.name.startswith("toy-stub-4-16-8-train-")
+    assert path.is_file() and path.name.startswith("16-toy-stub-4-16-8-train-")
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left
 
-    again = real_statistics_cached(tmp_path, dict(reversed(key.items())), batches_fn, None, 16)
+    again = real_statistics_cached(tmp_path, dict(reversed(key.items())), compute)
     assert len(calls) == 1  # served from the cache, in any key order
     assert again.count == first.count == 16
     assert torch.equal(again.mean, first.mean) and torch.equal(again.covariance, first.covariance)
 
-    other = {**key, "split": "test"}
-    real_statistics_cached(tmp_path, other, batches_fn, _StubFidMetric(), 16)
-    real_statistics_cached(tmp_path, key, batches_fn, _StubFidMetric(), 10)
+    real_statistics_cached(tmp_path, {**key, "split": "test"}, compute)
+    real_statistics_cached(tmp_path, {**key, "count": 10}, lambda: compute(10))
     assert len(calls) == 3 and len(list(tmp_path.iterdir())) == 3
+    # Ranks other than zero compute but never write.
+    real_statistics_cached(tmp_path, {**key, "split": "val"}, compute, save=False)
+    assert len(calls) == 4 and len(list(tmp_path.iterdir())) == 3
+
+
+def test_feature_cache_reloads_the_same_rows(tmp_path: Path) -> None:
+    key = {"dataset": "toy", "count": 5}
+    rows = torch.randn(5, 4)
+    assert torch.equal(real_features_cached(tmp_path, key, lambda: rows), rows)
+    reloaded = real_features_cached(tmp_path, key, lambda: pytest.fail("recomputed"))
+    assert torch.equal(reloaded, rows)
+    # Features and statistics of the same key live in different files.
+    assert not statistics_cache_path(tmp_path, {**key, "max_count": 5}).is_file()
+
+
+def test_feature_moments_split_and_summed_equal_one_pass() -> None:
+    features = torch.randn(30, 4, dtype=torch.float64)
+    whole = FeatureMoments()
+    whole.update(features)
+    first, second = FeatureMoments(4), FeatureMoments(4)
+    first.update(features[:11])
+    second.update(features[11:])
+    first.sums += second.sums  # what an all-reduce over two ranks does
+    statistics = first.statistics()
+    assert statistics.count == 30
+    torch.testing.assert_close(statistics.mean, features.mean(dim=0))
+    torch.testing.assert_close(statistics.covariance, torch.cov(features.T))
+    torch.testing.assert_close(statistics.covariance, whole.statistics().covariance)
 
 
 def test_corrupt_statistics_cache_names_the_file(tmp_path: Path) -> None:
-    key = {"dataset": "toy"}
+    key = {"dataset": "toy", "count": 4}
     path = statistics_cache_path(tmp_path, {**key, "max_count": 4})
     path.write_bytes(b"not a torch file")
     with pytest.raises(RuntimeError, match="delete it to recompute") as error:
-        real_statistics_cached(tmp_path, key, lambda: [], _StubFidMetric(), 4)
+        real_statistics_cached(tmp_path, key, lambda: pytest.fail("recomputed"))
     assert str(path) in str(error.value)
 
 
@@ -294,20 +331,180 @@ def test_mean_absolute_error_hand_computed() -> None:
         mean_absolute_error(x, x_hat[..., :1])
 
 
-def test_mean_absolute_error_accumulator_is_split_invariant() -> None:
+def test_mse_and_psnr_hand_computed() -> None:
+    x = torch.tensor([[[[0.5, -0.5], [0.1, 0.9]]], [[[1.0, -1.0], [0.0, 0.0]]]])
+    x_hat = torch.tensor([[[[0.3, -0.3], [-0.1, 0.7]]], [[[-1.0, -1.0], [0.0, 0.0]]]])
+    # image 0: every |difference| is 0.2 -> MAE 0.2, MSE 0.04, PSNR 10 log10(2^2 / 0.04) = 20 dB
+    # image 1: differences 2, 0, 0, 0 -> MAE 0.5, MSE 4 / 4 = 1, PSNR 10 log10(4) = 6.0206 dB
+    errors = per_image_reconstruction_errors(x, x_hat, ssim=False)
+    assert set(errors) == {"mae", "mse", "psnr"}
+    assert all(value.dtype == torch.float64 and value.shape == (2,) for value in errors.values())
+    assert errors["mae"].tolist() == pytest.approx([0.2, 0.5], rel=1e-6)
+    assert errors["mse"].tolist() == pytest.approx([0.04, 1.0], rel=1e-6)
+    assert errors["psnr"].tolist() == pytest.approx([20.0, 6.020599913], rel=1e-6)
+    assert per_image_reconstruction_errors(x, x, ssim=False)["psnr"].tolist() == [np.inf] * 2
+
+
+def _gaussian_window_numpy(size: int = 11, sigma: float = 1.5) -> np.ndarray:
+    offsets = np.arange(size) - (size - 1) / 2
+    weights = np.exp(-(offsets**2) / (2 * sigma**2))
+    window = np.outer(weights, weights)
+    return window / window.sum()
+
+
+def _ssim_by_window_positions(x: np.ndarray, y: np.ndarray) -> float:
+    """SSIM of two (C, H, W) arrays in [-1, 1], visiting every window that fits, one by one."""
+    window = _gaussian_window_numpy()
+    size = window.shape[0]
+    c1, c2 = (0.01 * 2.0) ** 2, (0.03 * 2.0) ** 2
+    values = []
+    for a, b in zip(x, y, strict=True):
+        for i in range(a.shape[0] - size + 1):
+            for j in range(a.shape[1] - size + 1):
+                pa, pb = a[i : i + size, j : j + size], b[i : i + size, j : j + size]
+                mu_a, mu_b = (window * pa).sum(), (window * pb).sum()
+                var_a = (window * (pa - mu_a) ** 2).sum()
+                var_b = (window * (pb - mu_b) ** 2).sum()
+                cov = (window * (pa - mu_a) * (pb - mu_b)).sum()
+                values.append(
+                    (2 * mu_a * mu_b + c1)
+                    * (2 * cov + c2)
+                    / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
+                )
+    return float(np.mean(values))
+
+
+def test_ssim_of_identical_images_is_one() -> None:
+    x = torch.rand(2, 3, 16, 12, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    assert structural_similarity(x, x).tolist() == pytest.approx([1.0, 1.0], abs=1e-12)
+
+
+def test_ssim_matches_numpy_window_loop() -> None:
+    generator = torch.Generator().manual_seed(1)
+    x = torch.rand(1, 2, 16, 16, generator=generator) * 2 - 1
+    x_hat = (x + 0.4 * torch.randn(1, 2, 16, 16, generator=generator)).clamp(-1, 1)
+    expected = _ssim_by_window_positions(x[0].double().numpy(), x_hat[0].double().numpy())
+    assert float(structural_similarity(x, x_hat)[0]) == pytest.approx(expected, abs=1e-10)
+
+
+def test_ssim_matches_torchmetrics_valid_region() -> None:
+    generator = torch.Generator().manual_seed(2)
+    x = torch.rand(2, 3, 32, 32, generator=generator) * 2 - 1
+    x_hat = (x + 0.3 * torch.randn(2, 3, 32, 32, generator=generator)).clamp(-1, 1)
+    # torchmetrics >= 1.5 averages the map of reflection-padded images over the full image;
+    # its map cropped by the window's half-width (5 px) is the unpadded "valid" SSIM map.
+    _, ssim_map = structural_similarity_index_measure(
+        x_hat, x, data_range=2.0, reduction="none", return_full_image=True
+    )
+    expected = ssim_map[..., 5:-5, 5:-5].double().flatten(1).mean(1)
+    torch.testing.assert_close(structural_similarity(x, x_hat), expected, rtol=0, atol=1e-6)
+
+
+def test_ssim_rejects_images_smaller_than_its_window() -> None:
+    x = torch.zeros(1, 1, 10, 16)
+    with pytest.raises(ValueError, match=r"11 px window, got 10x16"):
+        structural_similarity(x, x)
+    with pytest.raises(ValueError, match="11 px window"):
+        ReconstructionErrorAccumulator().update(x, x)
+    accumulator = ReconstructionErrorAccumulator(ssim=False)
+    accumulator.update(x, x + 0.5)
+    assert accumulator.compute() == pytest.approx(
+        {"mae": 0.5, "mse": 0.25, "psnr": 10 * np.log10(16.0)}, rel=1e-12
+    )
+
+
+def test_reconstruction_accumulator_is_split_invariant() -> None:
     generator = torch.Generator().manual_seed(0)
-    x = torch.rand(23, 3, 8, 8, generator=generator) * 2 - 1
-    x_hat = torch.rand(23, 3, 8, 8, generator=generator) * 2 - 1
-    whole = float(mean_absolute_error(x, x_hat))
-    for sizes in ([23], [1] * 23, [5, 7, 11], [20, 3]):
-        accumulator = MeanAbsoluteErrorAccumulator()
+    x = torch.rand(7, 3, 12, 12, generator=generator) * 2 - 1
+    x_hat = torch.rand(7, 3, 12, 12, generator=generator) * 2 - 1
+    per_image = per_image_reconstruction_errors(x, x_hat)
+    whole = {key: float(value.mean()) for key, value in per_image.items()}
+    assert whole["mae"] == pytest.approx(float(mean_absolute_error(x, x_hat)), rel=1e-12)
+    for sizes in ([7], [1] * 7, [2, 5], [4, 3]):
+        accumulator = ReconstructionErrorAccumulator()
         for a, b in zip(x.split(sizes), x_hat.split(sizes), strict=True):
             accumulator.update(a, b)
-        assert accumulator.count == 23
+        assert accumulator.count == 7
         assert accumulator.compute() == pytest.approx(whole, rel=1e-12, abs=0)
-    accumulator.reset()
+    # Two processes' states summed, as all_reduce does, give the single-process result.
+    first, second = ReconstructionErrorAccumulator(), ReconstructionErrorAccumulator()
+    first.update(x[:3], x_hat[:3])
+    second.update(x[3:], x_hat[3:])
+    first.sums += second.sums
+    assert first.count == 7
+    assert first.compute() == pytest.approx(whole, rel=1e-12, abs=0)
+    first.reset()
     with pytest.raises(RuntimeError):
-        accumulator.compute()
+        first.compute()
+
+
+# ---------------------------------------------------------------- KID
+
+
+def _brute_force_unbiased_mmd2(real: np.ndarray, fake: np.ndarray) -> float:
+    """Unbiased MMD^2 with k(a, b) = (a.b / d + 1)^3, summing pair by pair."""
+    m, d = real.shape
+
+    def k(a: np.ndarray, b: np.ndarray) -> float:
+        return (float(a @ b) / d + 1.0) ** 3
+
+    within = sum(k(s[i], s[j]) for s in (real, fake) for i in range(m) for j in range(m) if i != j)
+    across = sum(k(real[i], fake[j]) for i in range(m) for j in range(m))
+    return within / (m * (m - 1)) - 2 * across / m**2
+
+
+def _feature_sets(n: int, d: int, shift: float = 0.0, seed: int = 0) -> tuple:
+    generator = torch.Generator().manual_seed(seed)
+    real = torch.randn(n, d, generator=generator, dtype=torch.float64)
+    return real, torch.randn(n, d, generator=generator, dtype=torch.float64) + shift
+
+
+def test_kid_matches_brute_force_pair_sums() -> None:
+    real, fake = _feature_sets(6, 4, shift=0.5)
+    mean, std = kernel_inception_distance(real, fake, subsets=1, subset_size=6)
+    assert mean == pytest.approx(_brute_force_unbiased_mmd2(real.numpy(), fake.numpy()), rel=1e-12)
+    assert std == 0.0
+
+
+def test_kid_matches_torchmetrics_poly_mmd() -> None:
+    real, fake = _feature_sets(20, 8, shift=0.3, seed=1)
+    # With subset_size = n each subset is a permutation of the whole set, and MMD^2 does not
+    # depend on the order of rows, so torchmetrics scores the same subset.
+    mean, _ = kernel_inception_distance(real.float(), fake.float(), subsets=3, subset_size=20)
+    assert mean == pytest.approx(float(poly_mmd(real, fake)), rel=1e-6)
+
+
+def test_kid_is_near_zero_for_one_distribution_and_positive_for_shifted() -> None:
+    real, same = _feature_sets(300, 8)
+    _, shifted = _feature_sets(300, 8, shift=1.0)
+    settings = {"subsets": 20, "subset_size": 100}
+    same_mean, _ = kernel_inception_distance(real, same, **settings)
+    self_mean, _ = kernel_inception_distance(real, real, **settings)
+    shifted_mean, shifted_std = kernel_inception_distance(real, shifted, **settings)
+    # Two draws of one distribution: the estimate is unbiased, so only subset noise is left.
+    assert abs(same_mean) < 0.02
+    # A set against itself: real and fake subsets share about subset_size^2 / n rows, whose
+    # large k(x, x) enter the cross term, so the mean sits a little below 0 (here ~ -0.05).
+    assert abs(self_mean) < 0.1
+    assert shifted_mean > 5.0 and shifted_mean > 5 * shifted_std
+
+
+def test_kid_is_reproducible_and_accepts_small_sets() -> None:
+    real, fake = _feature_sets(30, 4, shift=0.2)
+    first = kernel_inception_distance(real, fake, subsets=5, subset_size=10, seed=3)
+    assert kernel_inception_distance(real, fake, subsets=5, subset_size=10, seed=3) == first
+    assert kernel_inception_distance(real, fake, subsets=5, subset_size=10, seed=4) != first
+    # Fewer rows than subset_size: subsets shrink to the smaller set instead of raising.
+    small = kernel_inception_distance(real[:12], fake[:12], subsets=2, subset_size=1000)
+    assert small[0] == pytest.approx(float(poly_mmd(real[:12], fake[:12])), rel=1e-12)
+    assert np.isfinite(kernel_inception_distance(real, fake[:12], subset_size=1000)[0])
+
+
+@pytest.mark.parametrize("shapes", [((5, 4), (5, 3)), ((5,), (5,)), ((1, 4), (5, 4))])
+def test_kid_rejects_bad_shapes(shapes: tuple) -> None:
+    real, fake = (torch.zeros(shape) for shape in shapes)
+    with pytest.raises(ValueError, match=r"real \(.*\) and fake \("):
+        kernel_inception_distance(real, fake)
 
 
 # ---------------------------------------------------------------- run time
@@ -329,6 +526,7 @@ def test_measure_seconds_per_item_reports_settings() -> None:
         "dtype",
         "torch_version",
         "num_threads",
+        "warmup",
         "repeats",
     }
     assert len(calls) == 7 and all(calls)
@@ -337,3 +535,23 @@ def test_measure_seconds_per_item_reports_settings() -> None:
     assert result["seconds_per_image"] == pytest.approx(result["median_batch_seconds"] / 4)
     assert result["device"] == "cpu" and result["dtype"] == "torch.float32"
     assert result["num_threads"] >= 1 and result["torch_version"] == torch.__version__
+
+
+def test_measure_seconds_per_item_is_the_median_of_the_timed_batches(monkeypatch) -> None:
+    # A fake clock: warm-up batches take 100 s (and must not count), the timed ones 5, 1, 9,
+    # 3 and 70 s, so the median batch takes 5 s (the mean would be 17.6).
+    durations = iter([5.0, 1.0, 9.0, 3.0, 70.0])
+    clock = {"now": 0.0}
+
+    def fn(batch: torch.Tensor) -> None:
+        clock["now"] += clock.pop("next", 100.0)
+
+    def perf_counter() -> float:
+        # Read before and after each timed batch: the first read queues the next duration.
+        clock.setdefault("next", next(durations, 100.0))
+        return clock["now"]
+
+    monkeypatch.setattr("invgan.metrics.runtime.time.perf_counter", perf_counter)
+    result = measure_seconds_per_item(fn, torch.ones(4, 1), warmup=2, repeats=5)
+    assert result["median_batch_seconds"] == 5.0
+    assert result["seconds_per_image"] == 5.0 / 4

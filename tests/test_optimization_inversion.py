@@ -12,7 +12,7 @@ import hydra
 import pytest
 import torch
 
-from invgan.evaluation import build_model, restore_run_config
+from invgan.evaluation.loading import build_model, restore_run_config
 from invgan.inversion.optimization import LatentOptimization
 from invgan.utils.checkpoint import load_checkpoint
 from invgan.utils.images import to_signed_range

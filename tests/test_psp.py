@@ -12,7 +12,7 @@ import torch
 from omegaconf import OmegaConf
 
 from invgan.callbacks.run_config import CONFIG_KEY
-from invgan.evaluation import build_model
+from invgan.evaluation.loading import build_model
 from invgan.losses.identity import ArcFace, IdentityLoss
 from invgan.modules.psp import PSPModule
 from invgan.nn.encoders.ir_se import IRBody

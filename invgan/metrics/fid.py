@@ -45,6 +45,22 @@ def inception_features(images: Tensor, fid_metric: FrechetInceptionDistance) -> 
     return fid_metric.inception(pixels).double().reshape(pixels.shape[0], -1)
 
 
+class InceptionProgress:
+    """Logs images/s once a minute: Inception runs at a few images per second on a CPU."""
+
+    def __init__(self, total: int | None) -> None:
+        self.total = total
+        self.started = self.last_report = time.perf_counter()
+
+    def report(self, count: int) -> None:
+        """Log how far along the feature extraction is, at most once a minute."""
+        now = time.perf_counter()
+        if now - self.last_report > PROGRESS_INTERVAL_SECONDS:
+            self.last_report = now
+            rate = count / (now - self.started)
+            log.info("Inception features: %d/%s images (%.1f images/s)", count, self.total, rate)
+
+
 @dataclass
 class RealStatistics:
     """Mean (D,) and covariance (D, D) in float64 of Inception features of `count` images."""
@@ -82,43 +98,67 @@ class RealStatistics:
         return cls(mean=mean.double(), covariance=covariance.double(), count=count)
 
 
+def _zero_moments(dim: int) -> Tensor:
+    return torch.zeros(1 + dim + dim * dim, dtype=torch.float64)
+
+
+class FeatureMoments:
+    """Running float64 sum and sum of outer products of feature rows, as one tensor `sums`
+    (so ranks can add theirs up), giving the Gaussian statistics FID compares."""
+
+    def __init__(self, dim: int | None = None) -> None:
+        # [count, sum (D), sum of outer products (D * D)]; sized by the first rows when the
+        # dimension is not given (ranks that add their sums up must give it).
+        self.dim = dim
+        self.sums = None if dim is None else _zero_moments(dim)
+
+    @property
+    def count(self) -> int:
+        """Feature rows added so far."""
+        return 0 if self.sums is None else int(self.sums[0])
+
+    def update(self, features: Tensor) -> None:
+        """Add (N, D) feature rows."""
+        features = features.detach().double().cpu()
+        if self.sums is None:
+            self.dim, self.sums = features.shape[1], _zero_moments(features.shape[1])
+        self.sums[0] += features.shape[0]
+        self.sums[1 : 1 + self.dim] += features.sum(dim=0)
+        self.sums[1 + self.dim :] += (features.T @ features).flatten()
+
+    def statistics(self) -> RealStatistics:
+        """Mean and unbiased covariance of every row added."""
+        count = self.count
+        if count < 2:
+            raise ValueError(f"FID statistics need at least 2 images, got {count}")
+        mean = self.sums[1 : 1 + self.dim] / count
+        outer = self.sums[1 + self.dim :].reshape(self.dim, self.dim)
+        # As FrechetInceptionDistance accumulates them: float64 sums, then the covariance.
+        covariance = (outer - count * torch.outer(mean, mean)) / (count - 1)
+        return RealStatistics(mean=mean, covariance=covariance, count=count)
+
+
 def _feature_statistics(
     batches: Iterable[Tensor], fid_metric: FrechetInceptionDistance, max_count: int | None
 ) -> RealStatistics:
     """Gaussian statistics of the features of the first `max_count` images (all if None)."""
     if max_count is not None and max_count < 2:
         raise ValueError(f"max_count must be at least 2 (or None for all images), got {max_count}")
-    total = outer = None
-    count = 0
-    started = last_report = time.perf_counter()
+    moments = FeatureMoments()
+    progress = InceptionProgress(max_count)
     for batch in batches:
         if max_count is not None:
-            batch = batch[: max_count - count]
+            batch = batch[: max_count - moments.count]
         if batch.shape[0] == 0:
             continue
-        features = inception_features(batch, fid_metric)
-        if total is None:
-            total = features.new_zeros(features.shape[1])
-            outer = features.new_zeros(features.shape[1], features.shape[1])
-        total += features.sum(dim=0)
-        outer += features.T @ features
-        count += features.shape[0]
-        if time.perf_counter() - last_report > PROGRESS_INTERVAL_SECONDS:
-            # Inception runs at a few images per second on a CPU: say how far along it is.
-            last_report = time.perf_counter()
-            rate = count / (last_report - started)
-            log.info("Inception features: %d/%s images (%.1f images/s)", count, max_count, rate)
-        if count == max_count:
+        moments.update(inception_features(batch, fid_metric))
+        progress.report(moments.count)
+        if moments.count == max_count:
             break  # before asking a (possibly generating) iterator for a batch it will not use
-    if count < 2:
-        raise ValueError(f"FID statistics need at least 2 images, got {count}")
-    if max_count is not None and count < max_count:
-        message = f"FID statistics use {count} images, fewer than max_count={max_count}"
+    if max_count is not None and 2 <= moments.count < max_count:
+        message = f"FID statistics use {moments.count} images, fewer than max_count={max_count}"
         warnings.warn(message, stacklevel=3)  # point at the caller of the public function
-    # Sum and sum of outer products in float64, as FrechetInceptionDistance accumulates them.
-    mean = total / count
-    covariance = (outer - count * torch.outer(mean, mean)) / (count - 1)
-    return RealStatistics(mean=mean.cpu(), covariance=covariance.cpu(), count=count)
+    return moments.statistics()
 
 
 def compute_real_statistics(
@@ -140,23 +180,42 @@ def statistics_cache_path(cache_dir: str | os.PathLike, key: dict) -> Path:
 def real_statistics_cached(
     cache_dir: str | os.PathLike,
     key: dict,
-    batches_fn: Callable[[], Iterable[Tensor]],
-    fid_metric: FrechetInceptionDistance,
-    max_count: int | None,
+    compute: Callable[[], RealStatistics],
+    save: bool = True,
 ) -> RealStatistics:
-    """Real statistics loaded from the cache file for `key`, or computed and saved there.
+    """Real statistics loaded from the cache file for `key`, or computed (and saved there when
+    `save`: in a distributed run only rank zero writes).
 
-    The key should name everything that changes the statistics (dataset, split, resolution,
-    feature extractor); `max_count` is added to it so a different image count never reuses a file.
+    The key names everything that changes the statistics (dataset, split, resolution, image
+    `count`, feature extractor), so a different setting never reuses a file.
     """
-    if "max_count" in key and key["max_count"] != max_count:
-        raise ValueError(f"key has max_count={key['max_count']} but max_count={max_count}")
-    path = statistics_cache_path(cache_dir, {**key, "max_count": max_count})
+    path = statistics_cache_path(cache_dir, {**key, "max_count": key["count"]})
     if path.is_file():
         return RealStatistics.load(path)
-    statistics = compute_real_statistics(batches_fn(), fid_metric, max_count)
-    statistics.save(path)
+    statistics = compute()
+    if save:
+        statistics.save(path)
     return statistics
+
+
+def real_features_cached(
+    cache_dir: str | os.PathLike, key: dict, compute: Callable[[], Tensor], save: bool = True
+) -> Tensor:
+    """Real-image feature rows (N, D) (KID needs the features, not just their moments), loaded
+    from the cache file for `key` or computed (and saved when `save`)."""
+    path = statistics_cache_path(cache_dir, {**key, "kind": "features"})
+    if path.is_file():
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as error:
+            raise RuntimeError(
+                f"feature cache file {path} is corrupt or unreadable ({error}); delete it to "
+                "recompute the features"
+            ) from error
+    features = compute()
+    if save:
+        atomic_write(path, lambda file: torch.save(features.cpu(), file))
+    return features
 
 
 def frechet_distance(mu1: Tensor, sigma1: Tensor, mu2: Tensor, sigma2: Tensor) -> float:

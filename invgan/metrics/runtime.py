@@ -45,5 +45,6 @@ def measure_seconds_per_item(
         "dtype": str(batch.dtype),
         "torch_version": torch.__version__,
         "num_threads": torch.get_num_threads(),
+        "warmup": warmup,
         "repeats": repeats,
     }

@@ -27,7 +27,11 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> 
     return path
 
 
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write UTF-8 text atomically."""
+    return atomic_write(path, lambda file: file.write(text.encode("utf-8")))
+
+
 def atomic_write_json(path: str | os.PathLike, data: Any) -> Path:
     """Write `data` as indented JSON atomically."""
-    text = json.dumps(data, indent=2, sort_keys=False) + "\n"
-    return atomic_write(path, lambda file: file.write(text.encode("utf-8")))
+    return atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")

@@ -1,0 +1,1 @@
+"""Evaluation behind `evaluate.py`: loading, the metrics, reports and comparisons."""
