@@ -10,22 +10,29 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 
 from invgan.callbacks.run_config import RunConfigInCheckpoint
+from invgan.utils.checkpoint import check_resume_checkpoint
+from invgan.utils.config_checks import check_config
 from invgan.utils.instantiate import (
     instantiate_callbacks,
     instantiate_datamodule,
     instantiate_loggers,
 )
+from invgan.utils.resume import checkpoint_to_resume
 
 log = logging.getLogger(__name__)
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit (and optionally test) the configured model; returns the final callback metrics."""
+    check_config(cfg)
     pl.seed_everything(cfg.seed, workers=True)
     log.info("Instantiating datamodule <%s>", cfg.data._target_)
     datamodule: pl.LightningDataModule = instantiate_datamodule(cfg.data)
     log.info("Instantiating model <%s>", cfg.model._target_)
     model: pl.LightningModule = hydra.utils.instantiate(cfg.model)
+    resume = checkpoint_to_resume(cfg)
+    if resume:
+        check_resume_checkpoint(model, resume)
     callbacks = instantiate_callbacks(cfg.get("callbacks"))
     callbacks.append(RunConfigInCheckpoint(OmegaConf.to_yaml(cfg)))
     loggers = instantiate_loggers(cfg.get("logger"))
@@ -35,7 +42,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
-    trainer.fit(model=model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    trainer.fit(model=model, datamodule=datamodule, ckpt_path=resume)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     if cfg.get("test"):
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""

@@ -108,15 +108,17 @@ def tiny_key(cfg: DictConfig) -> str:
 
 @pytest.fixture
 def train_config(tmp_path: Path) -> Callable[..., DictConfig]:
-    """Factory: compose train.yaml with tiny CPU overrides plus the caller's."""
+    """Factory: compose train.yaml with tiny CPU overrides plus the caller's. Each config gets
+    its own run folder (`run`, `run_2`, ...): a run never resumes another's last.ckpt."""
+    made = []
 
     def make(*overrides: str, tiny: bool = True) -> DictConfig:
-        cfg = compose_config("train", [*CPU_RUN, *overrides], tmp_path / "run")
+        made.append(1)
+        folder = tmp_path / ("run" if len(made) == 1 else f"run_{len(made)}")
+        cfg = compose_config("train", [*CPU_RUN, *overrides], folder)
         if not tiny:
             return cfg
-        return compose_config(
-            "train", [*CPU_RUN, *TINY_MODELS[tiny_key(cfg)], *overrides], tmp_path / "run"
-        )
+        return compose_config("train", [*CPU_RUN, *TINY_MODELS[tiny_key(cfg)], *overrides], folder)
 
     return make
 

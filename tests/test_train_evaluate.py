@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 import torchvision
-from hydra.errors import InstantiationException
 from omegaconf import open_dict
 
 from invgan.evaluation.pipeline import evaluate
 from invgan.training import train
+from invgan.utils.config_checks import ConfigValueError
 from tests.conftest import CONFIG_DIR, INCEPTION_WEIGHTS, REPO_ROOT, compose_config
 
 EXPERIMENTS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
@@ -137,7 +137,7 @@ def test_unknown_config_key_fails_with_hydras_message():
 
 def test_bad_value_fails_before_training(train_config):
     cfg = train_config("data=synthetic", "model.loss.mmd_weight=-1")
-    with pytest.raises(InstantiationException, match="mmd_weight must be >= 0"):
+    with pytest.raises(ConfigValueError, match="model.loss.mmd_weight=-1: must be >= 0"):
         train(cfg)
     assert not (Path(cfg.paths.output_dir) / "checkpoints").exists()
 

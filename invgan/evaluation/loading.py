@@ -11,7 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 from invgan.callbacks.run_config import CONFIG_KEY
 from invgan.inversion.pretrained_generator import PretrainedGenerator
 from invgan.modules.encoder_module import GENERATOR_ARCHITECTURE_KEY
-from invgan.utils.checkpoint import load_checkpoint
+from invgan.utils.checkpoint import load_checkpoint, load_state_dict_checked
 from invgan.utils.generator_import import load_frozen_generator
 
 
@@ -32,8 +32,11 @@ def restore_run_config(checkpoint: dict[str, Any], cfg: DictConfig) -> DictConfi
     return run_cfg
 
 
-def build_model(run_cfg: DictConfig, checkpoint: dict[str, Any], cfg: DictConfig) -> Any:
-    """Instantiate the run's model, load its weights, apply network-set overrides."""
+def build_model(
+    run_cfg: DictConfig, checkpoint: dict[str, Any], cfg: DictConfig, source: str = "checkpoint"
+) -> Any:
+    """Instantiate the run's model, load its weights (a mismatch names the tensors), apply
+    network-set overrides."""
     architecture = checkpoint.get(GENERATOR_ARCHITECTURE_KEY)
     if architecture is not None:
         # Encoder runs: rebuild the frozen generator from the checkpoint itself, not from the
@@ -44,7 +47,7 @@ def build_model(run_cfg: DictConfig, checkpoint: dict[str, Any], cfg: DictConfig
             "architecture": architecture,
         }
     model = hydra.utils.instantiate(run_cfg.model)
-    model.load_state_dict(checkpoint["state_dict"])
+    load_state_dict_checked(model, checkpoint["state_dict"], source)
     if cfg.get("inversion_networks"):
         model.inversion_networks = cfg.inversion_networks
     if cfg.get("sampling_networks"):
@@ -63,7 +66,7 @@ def load_model_and_data(cfg: DictConfig, device: torch.device) -> tuple[Any, Dic
     if cfg.get("ckpt_path"):
         checkpoint = load_checkpoint(cfg.ckpt_path)
         run_cfg = restore_run_config(checkpoint, cfg)
-        model = build_model(run_cfg, checkpoint, cfg).to(device)
+        model = build_model(run_cfg, checkpoint, cfg, str(cfg.ckpt_path)).to(device)
         return model, run_cfg.data, str(cfg.ckpt_path)
     if cfg.get("data") is None:
         raise ValueError(

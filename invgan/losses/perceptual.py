@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from invgan.utils.safe_load import safe_torch_load
+
 NETS = ("vgg", "alex")
 
 
@@ -37,7 +39,7 @@ def _build_lpips(net: str, weights_path: str | os.PathLike | None) -> lpips.LPIP
     with warnings.catch_warnings():  # torchvision's notice about the `pretrained` argument
         warnings.simplefilter("ignore", UserWarning)
         model = lpips.LPIPS(net=net, pnet_rand=True, pretrained=False, verbose=False)
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = safe_torch_load(path)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as error:

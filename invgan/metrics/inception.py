@@ -8,6 +8,8 @@ from pathlib import Path
 import torch
 from torchmetrics.image.fid import FrechetInceptionDistance
 
+from invgan.utils.safe_load import safe_torch_load
+
 INCEPTION_WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"
 INCEPTION_WEIGHTS_ENV = "INVGAN_INCEPTION_WEIGHTS"
 FID_FEATURES = 2048
@@ -46,6 +48,10 @@ def build_fid_metric(
 ) -> FrechetInceptionDistance:
     """FID metric (2048 pool features, real statistics kept across resets) on local weights."""
     resolved = resolve_inception_weights(weights_path)
+    if resolved is not None:
+        # torch-fidelity reads the file with `weights_only=False`, which would run code pickled
+        # into it: the file must load safely first.
+        safe_torch_load(resolved)
     try:
         metric = FrechetInceptionDistance(
             feature=FID_FEATURES,

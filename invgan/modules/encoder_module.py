@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
 from torch import nn
 
+from invgan.modules.nonfinite import NonFiniteGuardModule
 from invgan.nn.frozen_generator import FrozenGenerator
 from invgan.utils.ema import eval_mode
 from invgan.utils.images import to_signed_range
@@ -18,7 +18,7 @@ from invgan.utils.images import to_signed_range
 GENERATOR_ARCHITECTURE_KEY = "frozen_generator_architecture"
 
 
-class EncoderModule(pl.LightningModule):
+class EncoderModule(NonFiniteGuardModule):
     """A trainable encoder E and a `FrozenGenerator` G: encode(x) = E(x), decode(w) = G(w).
 
     Subclasses define the training step and, when E's raw output is not the final code (pSp
@@ -37,8 +37,9 @@ class EncoderModule(pl.LightningModule):
         generator: FrozenGenerator,
         encoder: nn.Module,
         loss_networks: Mapping[str, Callable[[], nn.Module]] | None = None,
+        nonfinite: str = "stop",
     ) -> None:
-        super().__init__()
+        super().__init__(nonfinite)
         if not isinstance(generator, FrozenGenerator):
             raise TypeError(
                 "model.generator must build a FrozenGenerator, e.g. with _target_: "

@@ -55,6 +55,7 @@ class InDomainEncoderModule(EncoderModule):
         adversarial_weight: float = 0.1,
         r1_gamma: float = 10.0,
         r1_interval: int = 16,
+        nonfinite: str = "stop",
     ) -> None:
         weights = {
             "pixel_weight": pixel_weight,
@@ -76,6 +77,7 @@ class InDomainEncoderModule(EncoderModule):
                 w_dim=generator.w_dim,
             ),
             {"lpips": perceptual},
+            nonfinite,
         )
         self.automatic_optimization = False
         self.discriminator = discriminator
@@ -115,9 +117,10 @@ class InDomainEncoderModule(EncoderModule):
         )
         opt_e.zero_grad(set_to_none=True)
         self.manual_backward(loss_e)
-        opt_e.step()
         self.untoggle_optimizer(opt_e)
 
+        # D's phase reads nothing that E's step changes (the reconstruction is detached), so both
+        # steps wait for one finiteness check of the iteration (`model.nonfinite`).
         self.toggle_optimizer(opt_d)
         apply_r1 = self.r1_gamma > 0 and int(self.iteration) % self.r1_interval == 0
         real_input = real.detach().requires_grad_(apply_r1)
@@ -131,8 +134,14 @@ class InDomainEncoderModule(EncoderModule):
             loss_d = loss_d + 0.5 * self.r1_gamma * self.r1_interval * losses["r1"]
         opt_d.zero_grad(set_to_none=True)
         self.manual_backward(loss_d)
-        opt_d.step()
         self.untoggle_optimizer(opt_d)
+        parameters = {
+            "encoder": self.encoder.parameters(),
+            "discriminator": self.discriminator.parameters(),
+        }
+        if self.finite_step(losses, parameters):
+            opt_e.step()
+            opt_d.step()
 
         logs = {f"train/loss_{name}": value.detach() for name, value in losses.items()}
         logs["train/mae"] = (real - reconstruction).abs().mean().detach()

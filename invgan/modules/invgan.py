@@ -18,6 +18,9 @@ Each iteration runs two phases:
    penalty. Its gradients add to those from phase 1 and D takes one optimiser step: the paper's
    "+" between two optimisation processes means they run simultaneously.
 
+G and D step after both phases, once their loss terms and gradients are found finite; a
+non-finite iteration stops the run or is skipped (`model.nonfinite`, see `NonFiniteGuardModule`).
+
 The mapping network is either a module of its own (`model.mapping`, DCGAN and BigGAN) or owned
 by the generator (`model.mapping: null`, StyleGAN2, whose mapping is part of its state dict so
 that official checkpoints load). Either way `self.mapping` is M and its parameters are trained,
@@ -33,7 +36,6 @@ import copy
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
 from torch import nn
 from torch.func import functional_call
@@ -46,6 +48,7 @@ from invgan.losses.reconstruction import (
     pixel_distance,
 )
 from invgan.modules.invgan_loss_config import InvGANLossConfig
+from invgan.modules.nonfinite import NonFiniteGuardModule
 from invgan.nn.discriminator_output import DiscriminatorOutput
 from invgan.nn.frozen_generator import FrozenGenerator
 from invgan.nn.style_mixing import style_mixing
@@ -61,7 +64,7 @@ def _check_network_set(name: str, key: str) -> None:
         raise ValueError(f"model.{key}={name!r}; allowed: {NETWORK_SETS}")
 
 
-class InvGANModule(pl.LightningModule):
+class InvGANModule(NonFiniteGuardModule):
     """Joint training of mapping M, generator G and discriminator-with-latent-head D.
 
     `mapping=None` means the generator owns M and exposes it as `generator.mapping`.
@@ -82,8 +85,9 @@ class InvGANModule(pl.LightningModule):
         sampling_networks: str = "ema",
         reconstruction_updates: str = "discriminator",
         style_mixing_prob: float = 0.0,
+        nonfinite: str = "stop",
     ) -> None:
-        super().__init__()
+        super().__init__(nonfinite)
         self.automatic_optimization = False
         if not 0.0 <= ema_decay < 1.0:
             raise ValueError(f"model.ema_decay must be in [0, 1), got {ema_decay}")
@@ -305,9 +309,9 @@ class InvGANModule(pl.LightningModule):
             cfg.adversarial_weight * losses["g_adv"], inputs=generator_params, retain_graph=True
         )
         self.manual_backward(joint, inputs=[*generator_params, *self.discriminator.parameters()])
-        opt_g.step()
 
-        # Discriminator phase; D's gradients from the generator phase are kept and added to.
+        # Discriminator phase; D's gradients from the generator phase are kept and added to. It
+        # reads nothing that G's step changes, so both steps wait for one finiteness check.
         apply_r1 = cfg.r1_gamma > 0 and int(self.iteration) % cfg.r1_interval == 0
         real_input = real.detach().requires_grad_(apply_r1)
         on_real = self.discriminator(real_input)
@@ -325,9 +329,14 @@ class InvGANModule(pl.LightningModule):
             losses["r1"] = r1_penalty(on_real.logits, real_input)
             loss_d = loss_d + 0.5 * cfg.r1_gamma * cfg.r1_interval * losses["r1"]
         self.manual_backward(loss_d)
-        opt_d.step()
-
-        self._update_ema()
+        parameters = {
+            "generator": generator_params,
+            "discriminator": self.discriminator.parameters(),
+        }
+        if self.finite_step(losses, parameters):
+            opt_g.step()
+            opt_d.step()
+            self._update_ema()
         self.iteration += 1
         logs = {f"train/loss_{name}": value.detach() for name, value in losses.items()}
         logs["train/mae"] = (real - reconstruction).abs().mean().detach()

@@ -52,6 +52,7 @@ class PSPModule(EncoderModule):
         lpips_weight: float = 0.8,
         id_weight: float = 0.0,
         w_norm_weight: float = 0.0,
+        nonfinite: str = "stop",
     ) -> None:
         weights = dict(
             zip(LOSSES, (l2_weight, lpips_weight, id_weight, w_norm_weight), strict=True)
@@ -76,12 +77,13 @@ class PSPModule(EncoderModule):
             learn_in_w=learn_in_w,
         )
         loss_networks = {n: f for n, f in factories.items() if weights[n] > 0}
-        super().__init__(generator, built, loss_networks)
+        super().__init__(generator, built, loss_networks, nonfinite)
         self.optimizer = optimizer
         self.learn_in_w = learn_in_w
         self.start_from_latent_avg = start_from_latent_avg
         self.encoder_resolution = encoder_resolution
         self.loss_weights = {name: weight for name, weight in weights.items() if weight > 0}
+        self._step_losses: dict[str, torch.Tensor] = {}
 
     # ---------------------------------------------------------------- codes
     def codes_from_encoder(self, images: torch.Tensor) -> torch.Tensor:
@@ -123,12 +125,18 @@ class PSPModule(EncoderModule):
         fake = self.decode(codes)
         losses = self.losses(real, fake, codes)
         total = sum(self.loss_weights[name] * value for name, value in losses.items())
-        logs = {f"train/loss_{name}": value.detach() for name, value in losses.items()}
+        self._step_losses = {name: value.detach() for name, value in losses.items()}
+        logs = {f"train/loss_{name}": value for name, value in self._step_losses.items()}
         logs["train/loss"] = total.detach()
         logs["train/mae"] = (real - fake).abs().mean().detach()
         self.log_dict(logs, on_step=True, on_epoch=False, batch_size=real.shape[0])
         self.log("mae", logs["train/mae"], prog_bar=True, logger=False, batch_size=real.shape[0])
         return total
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Vet the step's losses and gradients after backward (`model.nonfinite`); a skipped
+        step leaves no gradients, so the optimizer changes nothing."""
+        self.finite_step(self._step_losses, {"encoder": self.encoder.parameters()})
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         """The configured optimizer over the encoder's parameters only."""

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import pickle
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +18,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from invgan.callbacks.run_config import CONFIG_KEY
 from invgan.nn.frozen_generator import FrozenGenerator
-from invgan.utils.checkpoint import CheckpointError
+from invgan.utils.checkpoint import (
+    SAFETENSORS_SUFFIX,
+    CheckpointError,
+    load_checkpoint,
+    load_state_dict_checked,
+)
+from invgan.utils.safe_load import safe_torch_load
 
 STYLEGAN2_TARGET = "invgan.nn.stylegan2.generator.StyleGAN2Generator"
 NETWORK_SETS = ("ema", "live")
@@ -30,25 +34,18 @@ ALLOWED_GLOBALS = [argparse.Namespace]
 
 
 def read_weights_file(path: str | os.PathLike) -> dict[str, Any]:
-    """`torch.load(weights_only=True)` with the allow-list; unreadable or unsafe files raise."""
+    """The content of a generator weights file, loaded without running code from it: a
+    `.safetensors` export, or `torch.load(weights_only=True)` with the allow-list."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
             f"generator weights not found: {path}. Pass model.generator.path=<file>: a "
-            "checkpoints/last.ckpt of an invgan training run or a rosinality StyleGAN2 .pt file."
+            "checkpoints/last.ckpt of an invgan training run (or its .safetensors export) or a "
+            "rosinality StyleGAN2 .pt file."
         )
-    try:
-        with torch.serialization.safe_globals(ALLOWED_GLOBALS):
-            content = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        raise CheckpointError(
-            f"refusing to load {path}: it pickles Python objects other than tensors, plain data "
-            f"and argparse.Namespace, which could run code when unpickled ({error})."
-        ) from error
-    except (zipfile.BadZipFile, EOFError, RuntimeError) as error:
-        raise CheckpointError(
-            f"cannot read {path}: the file is truncated or not a PyTorch file ({error})."
-        ) from error
+    if path.suffix == SAFETENSORS_SUFFIX:
+        return load_checkpoint(path)
+    content = safe_torch_load(path, ALLOWED_GLOBALS)
     if not isinstance(content, dict):
         raise CheckpointError(f"{path} holds a {type(content).__name__}, not a dict of weights.")
     return content
@@ -89,9 +86,15 @@ def _from_invgan_run(
     frozen = build_frozen_generator(architecture)
     prefix = "ema." if networks == "ema" else ""
     state = checkpoint["state_dict"]
-    frozen.generator.load_state_dict(_prefixed(state, f"{prefix}generator."))
+    load_state_dict_checked(
+        frozen.generator, _prefixed(state, f"{prefix}generator."), f"{path} ({prefix}generator)"
+    )
     if not frozen.owns_mapping:
-        frozen.mapping_network.load_state_dict(_prefixed(state, f"{prefix}mapping."))
+        load_state_dict_checked(
+            frozen.mapping_network,
+            _prefixed(state, f"{prefix}mapping."),
+            f"{path} ({prefix}mapping)",
+        )
     return frozen, True
 
 
@@ -137,12 +140,7 @@ def _from_rosinality(
     g_ema = content["g_ema"]
     architecture = {"generator": _stylegan2_architecture(g_ema, lr_mlp), "mapping": None}
     frozen = build_frozen_generator(architecture)
-    try:
-        frozen.generator.load_state_dict(g_ema)
-    except RuntimeError as error:
-        raise CheckpointError(
-            f"{path}: g_ema does not fit a StyleGAN2 generator: {error}"
-        ) from error
+    load_state_dict_checked(frozen.generator, g_ema, f"{path} (g_ema)")
     latent_avg = content.get("latent_avg")
     if latent_avg is None:
         return frozen, True
