@@ -17,7 +17,7 @@ from typing import Any
 
 from hydra.core.utils import JobReturn
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from invgan.utils.atomic import atomic_write_json, atomic_write_text
 
@@ -70,7 +70,8 @@ class SweepSummary(Callback):
         atomic_write_json(
             folder / JOB_RESULT_FILE,
             {
-                "job": int(job_return.hydra_cfg.hydra.job.num) if job_return.hydra_cfg else 0,
+                # A single run (no multirun) has no job number.
+                "job": int(OmegaConf.select(job_return.hydra_cfg, "hydra.job.num", default=0)),
                 "overrides": list(job_return.overrides or []),
                 "status": job_return.status.name,
                 "metric": config.get("optimized_metric"),
