@@ -15,7 +15,9 @@ from invgan.utils.instantiate import instantiate_datamodule
 
 def main(run_dir: Path, count: int, out_dir: Path) -> None:
     """Symlink the images behind the run's test split (needs a datamodule with file paths)."""
-    datamodule = instantiate_datamodule(OmegaConf.load(run_dir / ".hydra" / "config.yaml").data)
+    cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+    cfg.paths.output_dir = str(run_dir)  # saved as Hydra's ${hydra:...}, unknown outside it
+    datamodule = instantiate_datamodule(cfg.data)
     datamodule.setup()
     out_dir.mkdir(parents=True, exist_ok=True)
     for path in datamodule.test_dataset.paths[:count]:

@@ -73,7 +73,7 @@ class ImageArchive:
             if not names:
                 raise ValueError(
                     f"No images found in {self.root} (looked for the extensions "
-                    f"{', '.join(self.extensions)})"
+                    f"{', '.join(self.extensions)}): add images to it, or use another zip"
                 )
             return names
         paths = list_images(self.root, self.extensions)

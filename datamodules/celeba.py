@@ -50,10 +50,28 @@ class CelebADataset(ImageFolderDataset):
         return crop_resize(image, self.crop_size, self.resolution)
 
 
+def official_folders(root: Path) -> tuple[Path, Path]:
+    """Where the official files may be: ``root`` itself or ``root/celeba`` (torchvision's)."""
+    return root, root / "celeba"
+
+
 def find_partition_file(root: Path) -> Path | None:
-    """``list_eval_partition.txt`` in ``root`` or in ``root/celeba`` (torchvision's layout)."""
-    candidates = (root / PARTITION_FILE, root / "celeba" / PARTITION_FILE)
+    """``list_eval_partition.txt`` in one of the :func:`official_folders` of ``root``."""
+    candidates = (folder / PARTITION_FILE for folder in official_folders(root))
     return next((path for path in candidates if path.is_file()), None)
+
+
+def check_not_official_layout(root: Path) -> None:
+    """Raise if ``root`` holds ``img_align_celeba/`` but no partition file was found: a seeded
+    split would otherwise silently replace the official one."""
+    for folder in official_folders(root):
+        if (folder / IMAGE_FOLDER).is_dir():
+            raise FileNotFoundError(
+                f"{folder / IMAGE_FOLDER} is the official CelebA image folder, but "
+                f"{folder / PARTITION_FILE} is missing, so the official train/val/test split is "
+                f"unknown. Put {PARTITION_FILE} (from CelebA's Eval/ folder) there, or set "
+                f"data.root={folder / IMAGE_FOLDER} to split its images by data.seed instead"
+            )
 
 
 def read_partition(path: Path) -> dict[str, list[str]]:
@@ -128,7 +146,10 @@ class CelebADataModule(ImageFolderDataModule):
     def split_paths(self) -> tuple[list[Path], list[Path], list[Path]]:
         """The official splits when a partition file exists, else a seeded split of ``root``."""
         partition = find_partition_file(self.root)
-        return super().split_paths() if partition is None else official_splits(partition)
+        if partition is not None:
+            return official_splits(partition)
+        check_not_official_layout(self.root)
+        return super().split_paths()
 
     def make_dataset(self, paths: list[Path], train: bool) -> CelebADataset:
         """Centre-cropped, resized faces; only the training split is augmented."""

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from PIL import Image
 
-from datamodules.archive import ImageArchive, read_labels
+from datamodules.archive import LABELS_FILE, ImageArchive, read_labels
 from datamodules.augment import Augmentation
 from datamodules.base import split_by_fractions
 from datamodules.image_files import read_image
@@ -36,22 +36,27 @@ class ArchiveImageDataset(ImageFolderDataset):
         self.archive = archive
         self.labels = labels
 
+    def describe(self, index: int) -> str:
+        """The archive path and member name of item ``index``."""
+        return self.archive.describe(self.paths[index])
+
     def read(self, index: int) -> Image.Image:
         """Decode member ``paths[index]`` of the archive."""
-        name = self.paths[index]
-        with self.archive.open(name) as handle:
-            return read_image(handle, self.channels, self.archive.describe(name))
+        with self.archive.open(self.paths[index]) as handle:
+            return read_image(handle, self.channels, self.describe(index))
 
-    def __getitem__(self, index: int) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        image = super().__getitem__(index)
+    def load(self, index: int) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Item ``index``, with its own label (also when it stands in for a skipped file)."""
+        image = super().load(index)
         return image if self.labels is None else (image, self.labels[index])
 
 
 class FFHQDataModule(ImageFolderDataModule):
     """A folder or zip file of images (any resolution), split by ``seed`` and fractions.
 
-    ``root`` is a folder of PNG/JPG files (searched recursively) or a StyleGAN2-ADA zip. With
-    ``use_labels`` and a ``dataset.json`` that has labels, items are (image, label) pairs.
+    ``root`` is a folder of PNG/JPG files (searched recursively) or a StyleGAN2-ADA zip, whose
+    ``dataset.json`` is optional. With ``use_labels``, items are (image, label) pairs and
+    ``dataset.json`` must hold a label for every image.
     ``options`` are those of :class:`ImageFolderDataModule` (channels, fractions, hflip, ...).
     """
 
@@ -75,6 +80,13 @@ class FFHQDataModule(ImageFolderDataModule):
         archive = ImageArchive(self.root, self.extensions)
         names = archive.image_names()
         labels = read_labels(archive, names) if self.use_labels else None
+        if self.use_labels and labels is None:
+            # Otherwise items would silently be images instead of (image, label) pairs.
+            raise ValueError(
+                f"data.use_labels=true, but {archive.describe(LABELS_FILE)} is missing or its "
+                f'"labels" is null. Add {{"labels": [[name, label], ...]}} there, or set '
+                "data.use_labels=false to train on the images alone"
+            )
         splits = split_by_fractions(
             range(len(names)), self.val_fraction, self.test_fraction, self.seed, str(self.root)
         )

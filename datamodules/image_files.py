@@ -54,7 +54,7 @@ def list_images(root: str | Path, extensions: Sequence[str] = DEFAULT_EXTENSIONS
     if not files:
         raise ValueError(
             f"No images found under {root} (searched recursively for the extensions "
-            f"{', '.join(accepted)})"
+            f"{', '.join(accepted)}): add images there, or point to the folder that holds them"
         )
     return sorted(files, key=lambda path: path.relative_to(root).as_posix())
 

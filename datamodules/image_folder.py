@@ -8,7 +8,9 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from datamodules.augment import Augmentation
+from datamodules.bad_files import BadFilePolicy
 from datamodules.base import ImageDataModule, check_fractions, split_by_fractions
+from datamodules.errors import CorruptDataError
 from datamodules.image_files import (
     DEFAULT_EXTENSIONS,
     check_channels,
@@ -25,7 +27,8 @@ class ImageFolderDataset(Dataset):
 
     Only paths are stored, so the dataset pickles cheaply for worker processes and DDP spawn.
     Subclasses change where images come from (:meth:`read`) and how they become squares
-    (:meth:`transform`); augmentation and conversion to tensors stay here.
+    (:meth:`transform`); augmentation and conversion to tensors stay here. What an unreadable
+    file does is up to ``bad_files``, which the datamodule sets from ``data.on_bad_file``.
     """
 
     def __init__(
@@ -40,6 +43,7 @@ class ImageFolderDataset(Dataset):
         self.resolution = resolution
         self.channels = channels
         self.augment = augment
+        self.bad_files = BadFilePolicy()
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -52,9 +56,31 @@ class ImageFolderDataset(Dataset):
         """Shorter side resized to ``resolution``, then the centred square."""
         return resize_center_crop(image, self.resolution)
 
-    def __getitem__(self, index: int) -> torch.Tensor:
+    def describe(self, index: int) -> str:
+        """How errors and the bad-files log name the file of item ``index``."""
+        return self.paths[index]
+
+    def load(self, index: int) -> torch.Tensor:
+        """Item ``index``; a file that cannot be read raises :class:`CorruptDataError`."""
         tensor = image_to_tensor(self.transform(self.read(index)))
         return tensor if self.augment is None else self.augment(tensor)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        # Out of range is an IndexError (iteration by index stops on it), never a wrap-around.
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} images")
+        # Under data.on_bad_file=skip the next readable item (wrapping around) stands in for an
+        # unreadable one: batches keep their size and the same index always gives the same file.
+        for offset in range(len(self)):
+            candidate = (index + offset) % len(self)
+            try:
+                return self.load(candidate)
+            except CorruptDataError as error:
+                self.bad_files.handle(self.describe(candidate), error)
+        raise CorruptDataError(
+            f"None of the {len(self)} images of this split is readable (each one was skipped "
+            "and named in a warning); check the files under data.root"
+        )
 
 
 class ImageFolderDataModule(ImageDataModule):
@@ -84,6 +110,8 @@ class ImageFolderDataModule(ImageDataModule):
         num_workers: int = 0,
         pin_memory: bool = False,
         seed: int = 0,
+        on_bad_file: str = "fail",
+        bad_files_log: str | Path | None = None,
     ) -> None:
         super().__init__(
             resolution=resolution,
@@ -105,6 +133,13 @@ class ImageFolderDataModule(ImageDataModule):
                 f"data.translate={translate} must be smaller than data.resolution={resolution}"
             )
         self.augmentation = Augmentation(hflip, translate)
+        self.bad_files = BadFilePolicy(on_bad_file, bad_files_log)
+
+    def setup(self, stage: str | None = None) -> None:
+        """Build the splits, then hand each the policy for unreadable files."""
+        super().setup(stage)
+        for dataset in (self.train_dataset, self.val_dataset, self.test_dataset):
+            dataset.bad_files = self.bad_files
 
     def train_augment(self, train: bool) -> Augmentation | None:
         """The configured augmentation for the training split, none for the others."""

@@ -102,10 +102,17 @@ class ImageNetPatchesDataModule(ImageFolderDataModule):
         if not train_dir.is_dir():
             return super().split_paths()
         official_train = list_images(train_dir, self.extensions)
+        val_dir = self.root / "val"
+        if not val_dir.is_dir():
+            raise FileNotFoundError(
+                f"{train_dir} exists, so {self.root} is read in the ILSVRC layout, which also "
+                f"needs {val_dir}/ (the official validation images, used as the test split). "
+                "Add it, or point data.root at a flat folder of images to split by data.seed"
+            )
         train, val, _ = split_by_fractions(
             official_train, self.val_fraction, 0.0, self.seed, str(train_dir)
         )
-        return train, val, list_images(self.root / "val", self.extensions)
+        return train, val, list_images(val_dir, self.extensions)
 
     def make_dataset(self, paths: list[Path], train: bool) -> PatchDataset:
         """Random (and possibly flipped) training patches; centred validation and test ones."""
@@ -126,6 +133,7 @@ class ImageNetPatchesDataModule(ImageFolderDataModule):
             self.tiled_test_dataset = PatchDataset(
                 self.test_dataset.paths, self.image_size, tile, self.channels
             )
+            self.tiled_test_dataset.bad_files = self.bad_files
 
     def tiled_test_dataloader(self) -> DataLoader:
         """Whole test images of ``grid_size * patch_size`` pixels, ``eval_batch_size`` a batch."""

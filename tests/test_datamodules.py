@@ -427,7 +427,8 @@ def test_datamodules_pickle(faces: Path) -> None:
 def test_data_configs_instantiate(name: str, tmp_path: Path) -> None:
     data = OmegaConf.load(REPO / "conf" / "data" / f"{name}.yaml")
     assert {"resolution", "channels", "batch_size", "eval_batch_size"} <= set(data)
-    cfg = OmegaConf.create({"paths": {"data_dir": str(tmp_path)}, "seed": 7, "data": data})
+    paths = {"data_dir": str(tmp_path), "output_dir": str(tmp_path / "run")}
+    cfg = OmegaConf.create({"paths": paths, "seed": 7, "data": data})
     datamodule = instantiate(cfg.data)
     assert datamodule.resolution == cfg.data.resolution
     assert datamodule.channels == cfg.data.channels
