@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import signal
 from typing import Any
 
 import hydra
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from invgan.callbacks.run_config import RunConfigInCheckpoint
 from invgan.utils.checkpoint import check_resume_checkpoint
@@ -42,7 +44,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
-    trainer.fit(model=model, datamodule=datamodule, ckpt_path=resume)
+    try:
+        trainer.fit(model=model, datamodule=datamodule, ckpt_path=resume)
+    except SIGTERMException as stop:
+        # Lightning's SIGTERM exit carries no code (status 0): exit 143 (128 + SIGTERM) so that
+        # a scheduler sees an interrupted job. last.ckpt was written on the way out.
+        raise SystemExit(128 + signal.SIGTERM) from stop
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     if cfg.get("test"):
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
