@@ -63,6 +63,7 @@ def test_train_then_evaluate_writes_every_metric(train_config, tmp_path):
     assert last.is_file()
     assert sorted(p.name for p in (run_dir / "images").glob("*.png"))[-1].startswith("samples_")
     assert metrics["val/mae"] > 0
+    assert metrics["time/images_per_second"] > 0  # also on the progress bar
 
     eval_dir = tmp_path / "eval"
     eval_cfg = compose_config(

@@ -38,15 +38,11 @@ class TrainingTimeCallback(pl.Callback):
         self._train_seconds += elapsed
         images = batch[0] if isinstance(batch, list | tuple) else batch
         self._images += images.shape[0]
-        pl_module.log_dict(
-            {
-                "time/train_seconds": self._train_seconds,
-                "time/images_per_second": self._images / max(self._train_seconds, 1e-9),
-            },
-            on_step=True,
-            on_epoch=False,
-            batch_size=images.shape[0],
-        )
+        logged = {"on_step": True, "on_epoch": False, "batch_size": images.shape[0]}
+        pl_module.log("time/train_seconds", self._train_seconds, **logged)
+        # On the progress bar beside the main losses; per process under DDP.
+        speed = self._images / max(self._train_seconds, 1e-9)
+        pl_module.log("time/images_per_second", speed, prog_bar=True, **logged)
 
     def state_dict(self) -> dict[str, Any]:
         """Keep the totals across resumes."""
