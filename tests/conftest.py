@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -62,6 +64,13 @@ CPU_RUN = [
     "data.num_workers=0",
     "logger=csv",
 ]
+
+
+def run_entry_point(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    """`python <args>` in the repository root, as a user runs the entry points; output kept."""
+    return subprocess.run(
+        [sys.executable, *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def compose_config(name: str, overrides: list[str], output_dir: Path) -> DictConfig:

@@ -4,15 +4,12 @@ reloads."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import torch
 from omegaconf import OmegaConf
 
 from invgan.evaluation.loading import build_model, restore_run_config
 from invgan.utils.checkpoint import load_checkpoint
-from tests.conftest import CPU_RUN, REPO_ROOT, TINY_MODELS
+from tests.conftest import CPU_RUN, TINY_MODELS, run_entry_point
 
 
 def _per_rank_statistics(name: str) -> bool:
@@ -22,23 +19,16 @@ def _per_rank_statistics(name: str) -> bool:
 
 def test_two_process_training_keeps_ranks_identical_and_reloads(tmp_path):
     run = tmp_path / "run"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "train.py",
-            "trainer=ddp_sim",
-            "data=synthetic",
-            *CPU_RUN,
-            *TINY_MODELS["DCGANGenerator"],
-            "trainer.max_epochs=2",
-            "test=false",
-            "+callbacks.rank_dump._target_=tests.rank_probe.RankStateDump",
-            f"hydra.run.dir={run}",
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    result = run_entry_point(
+        "train.py",
+        "trainer=ddp_sim",
+        "data=synthetic",
+        *CPU_RUN,
+        *TINY_MODELS["DCGANGenerator"],
+        "trainer.max_epochs=2",
+        "test=false",
+        "+callbacks.rank_dump._target_=tests.rank_probe.RankStateDump",
+        f"hydra.run.dir={run}",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     ranks = [torch.load(run / f"rank_{r}.pt", weights_only=True) for r in range(2)]

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -19,7 +17,7 @@ from invgan.evaluation.evaluator import Evaluator
 from invgan.evaluation.pipeline import evaluate
 from invgan.evaluation.report import paper_table
 from invgan.evaluation.world import EvaluationWorld
-from tests.conftest import INCEPTION_WEIGHTS, REPO_ROOT, compose_config
+from tests.conftest import INCEPTION_WEIGHTS, compose_config, run_entry_point
 
 SIZE = 4
 
@@ -172,24 +170,17 @@ def test_multirun_over_checkpoints_writes_one_comparison(face_generator_checkpoi
     other.parent.mkdir(parents=True)
     shutil.copy(face_generator_checkpoint, other)
     sweep = tmp_path / "sweep"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "evaluate.py",
-            "-m",
-            f"ckpt_path={face_generator_checkpoint},{other}",
-            "inversion=encoder",
-            "metrics.fid.enabled=false",
-            "metrics.lpips.enabled=false",
-            "metrics.runtime.enabled=false",
-            "metrics.reconstruction.max_images=8",
-            "device=cpu",
-            f"hydra.sweep.dir={sweep}",
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    result = run_entry_point(
+        "evaluate.py",
+        "-m",
+        f"ckpt_path={face_generator_checkpoint},{other}",
+        "inversion=encoder",
+        "metrics.fid.enabled=false",
+        "metrics.lpips.enabled=false",
+        "metrics.runtime.enabled=false",
+        "metrics.reconstruction.max_images=8",
+        "device=cpu",
+        f"hydra.sweep.dir={sweep}",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     reports = json.loads((sweep / "comparison.json").read_text())

@@ -3,33 +3,24 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 import yaml
 
-from tests.conftest import CPU_RUN, REPO_ROOT, TINY_MODELS
+from tests.conftest import CPU_RUN, TINY_MODELS, run_entry_point
 
 
 def test_grid_sweep_runs_each_job_in_its_folder_and_ranks_them(tmp_path):
     sweep = tmp_path / "sweep"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "train.py",
-            "-m",
-            "data=synthetic",
-            "debug=fdr",
-            *CPU_RUN,
-            *TINY_MODELS["DCGANGenerator"],
-            "model.loss.mmd_weight=0.1,10",
-            f"hydra.sweep.dir={sweep}",
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    result = run_entry_point(
+        "train.py",
+        "-m",
+        "data=synthetic",
+        "debug=fdr",
+        *CPU_RUN,
+        *TINY_MODELS["DCGANGenerator"],
+        "model.loss.mmd_weight=0.1,10",
+        f"hydra.sweep.dir={sweep}",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = [json.loads((sweep / str(n) / "job_result.json").read_text()) for n in range(2)]
@@ -51,23 +42,16 @@ def test_grid_sweep_runs_each_job_in_its_folder_and_ranks_them(tmp_path):
 
 def test_optuna_search_runs_trials_and_reports_the_best(tmp_path):
     sweep = tmp_path / "optuna"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "train.py",
-            "-m",
-            "hparams_search=invgan_optuna",
-            "hydra.sweeper.n_trials=2",
-            "data=synthetic",
-            "debug=fdr",
-            *CPU_RUN,
-            *TINY_MODELS["DCGANGenerator"],
-            f"hydra.sweep.dir={sweep}",
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    result = run_entry_point(
+        "train.py",
+        "-m",
+        "hparams_search=invgan_optuna",
+        "hydra.sweeper.n_trials=2",
+        "data=synthetic",
+        "debug=fdr",
+        *CPU_RUN,
+        *TINY_MODELS["DCGANGenerator"],
+        f"hydra.sweep.dir={sweep}",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())

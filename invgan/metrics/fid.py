@@ -25,6 +25,7 @@ from torch import Tensor
 from torchmetrics.image.fid import FrechetInceptionDistance
 
 from invgan.utils.atomic import atomic_write
+from invgan.utils.safe_load import safe_torch_load
 
 log = logging.getLogger(__name__)
 PROGRESS_INTERVAL_SECONDS = 60.0
@@ -85,7 +86,7 @@ class RealStatistics:
         if not path.is_file():
             raise FileNotFoundError(f"FID statistics file not found: {path}")
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = safe_torch_load(path)
             mean, covariance, count = state["mean"], state["covariance"], int(state["count"])
             dim = mean.shape[0]
             if mean.ndim != 1 or covariance.shape != (dim, dim):
@@ -206,7 +207,7 @@ def real_features_cached(
     path = statistics_cache_path(cache_dir, {**key, "kind": "features"})
     if path.is_file():
         try:
-            return torch.load(path, map_location="cpu", weights_only=True)
+            return safe_torch_load(path)
         except Exception as error:
             raise RuntimeError(
                 f"feature cache file {path} is corrupt or unreadable ({error}); delete it to "

@@ -28,7 +28,6 @@ from torch import nn
 
 from invgan.losses.adversarial import discriminator_loss, generator_loss, r1_penalty
 from invgan.modules.encoder_module import EncoderModule
-from invgan.modules.gradient_sync import average_gradients, stop_reducer_sync
 from invgan.nn.frozen_generator import FrozenGenerator
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
@@ -97,10 +96,6 @@ class InDomainEncoderModule(EncoderModule):
             self.optimizer_d(params=self.discriminator.parameters()),
         ]
 
-    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
-        """Gradients are averaged by hand (`invgan.modules.gradient_sync`), not by DDP."""
-        stop_reducer_sync(self.trainer)
-
     def training_step(self, batch: Any, batch_idx: int) -> None:
         """One encoder step, then one discriminator step (see the module docstring)."""
         opt_e, opt_d = self.optimizers()
@@ -141,10 +136,9 @@ class InDomainEncoderModule(EncoderModule):
         self.manual_backward(loss_d)
         self.untoggle_optimizer(opt_d)
         parameters = {
-            "encoder": list(self.encoder.parameters()),
-            "discriminator": list(self.discriminator.parameters()),
+            "encoder": self.encoder.parameters(),
+            "discriminator": self.discriminator.parameters(),
         }
-        average_gradients([p for group in parameters.values() for p in group], self.trainer)
         if self.finite_step(losses, parameters):
             opt_e.step()
             opt_d.step()

@@ -47,7 +47,6 @@ from invgan.losses.reconstruction import (
     latent_distance,
     pixel_distance,
 )
-from invgan.modules.gradient_sync import average_gradients, stop_reducer_sync
 from invgan.modules.invgan_loss_config import InvGANLossConfig
 from invgan.modules.nonfinite import NonFiniteGuardModule
 from invgan.nn.discriminator_output import DiscriminatorOutput
@@ -259,16 +258,12 @@ class InvGANModule(NonFiniteGuardModule):
         params = {name: p.detach() for name, p in self.discriminator.named_parameters()}
         return functional_call(self.discriminator, params, (images,))
 
-    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
-        """Gradients are averaged by hand (`invgan.modules.gradient_sync`), not by DDP."""
-        stop_reducer_sync(self.trainer)
-
     def _global_batch(self, codes: torch.Tensor) -> torch.Tensor:
         """The codes of every DDP process, gradients kept: MMD compares distributions, so it is
         estimated on the global batch, not averaged over per-process estimates. Each process
         computes the same loss; the gather's backward sums their gradients into each
-        process's own codes and `average_gradients` divides by the process count, which gives
-        exactly the global loss's gradient."""
+        process's own codes, and `finite_step` averages gradients over the processes, which
+        gives exactly the global loss's gradient."""
         if self.trainer.world_size == 1:
             return codes
         return self.all_gather(codes, sync_grads=True).flatten(0, 1)
@@ -347,10 +342,9 @@ class InvGANModule(NonFiniteGuardModule):
             loss_d = loss_d + 0.5 * cfg.r1_gamma * cfg.r1_interval * losses["r1"]
         self.manual_backward(loss_d)
         parameters = {
-            "generator": list(generator_params),
-            "discriminator": list(self.discriminator.parameters()),
+            "generator": generator_params,
+            "discriminator": self.discriminator.parameters(),
         }
-        average_gradients([p for group in parameters.values() for p in group], self.trainer)
         if self.finite_step(losses, parameters):
             opt_g.step()
             opt_d.step()

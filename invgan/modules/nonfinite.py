@@ -6,10 +6,13 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
 from torch import nn
+
+from invgan.modules.gradient_sync import average_gradients, stop_reducer_sync
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +32,10 @@ class NonFiniteGuardModule(pl.LightningModule):
     iteration's gradients are dropped (set to None, so optimizers leave both the parameters
     and their own state alone), a warning names the terms, and `train/skipped_steps` counts
     the skipped iterations of this process. Subclasses keep an `iteration` counter.
+
+    Manually optimised recipes (several backward passes per iteration) have their gradients
+    averaged over DDP processes here, by hand, instead of by DDP's reducer
+    (`invgan.modules.gradient_sync`).
     """
 
     def __init__(self, nonfinite: str = "stop") -> None:
@@ -38,14 +45,22 @@ class NonFiniteGuardModule(pl.LightningModule):
         self.nonfinite = nonfinite
         self.skipped_steps = 0
 
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        """Keep DDP's reducer out of manually optimised steps: `finite_step` averages."""
+        if not self.automatic_optimization:
+            stop_reducer_sync(self.trainer)
+
     def finite_step(
         self,
         losses: Mapping[str, torch.Tensor],
         parameters: Mapping[str, Iterable[nn.Parameter]],
     ) -> bool:
         """True when the loss terms and the gradients of the named parameter groups are finite
-        on every process; otherwise stop or skip as `nonfinite` says (call after backward)."""
+        on every process; otherwise stop or skip as `nonfinite` says (call after the last
+        backward; manual optimisation's gradients are averaged over processes first)."""
         groups = {name: list(group) for name, group in parameters.items()}
+        if not self.automatic_optimization:
+            average_gradients([p for group in groups.values() for p in group], self.trainer)
         values = [loss.detach().float().reshape(()) for loss in losses.values()]
         # An fp16 GradScaler expects inf gradients while it searches for its loss scale, and
         # skips those steps itself (lowering the scale): under one, only losses are checked.
