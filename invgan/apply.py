@@ -3,8 +3,10 @@
     python -m invgan.apply application=tiled_reconstruction ckpt_path=<run>/checkpoints/last.ckpt \
         inputs=<image or folder>
 
-Applications (`conf/application/`): tiled_reconstruction, deblur, frame_interpolation. Outputs
-(PNG grids and the latent codes as .pt) go to the run directory, logs/apply/runs/<date_time>/.
+Applications (`conf/application/`): tiled_reconstruction, deblur, frame_interpolation. The
+images are inverted by the method of `conf/inversion/` (`inversion=encoder` by default: the
+model's own encoder; `optimization`, `hybrid` and `domain_regularized` work too). Outputs (PNG
+grids and the latent codes as .pt) go to the run directory, logs/apply/runs/<date_time>/.
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ def apply(cfg: DictConfig) -> list[Path]:
     run_cfg = restore_run_config(checkpoint, cfg)
     model = build_model(run_cfg, checkpoint, cfg).to(device)
     images = load_images(cfg.inputs, int(run_cfg.data.channels), cfg.get("size")).to(device)
+    method = hydra.utils.instantiate(cfg.inversion, model=model)
     run = hydra.utils.instantiate(cfg.application)
-    paths = run(model, images, int(run_cfg.data.resolution), Path(cfg.paths.output_dir))
+    paths = run(method, images, int(run_cfg.data.resolution), Path(cfg.paths.output_dir))
     for path in paths:
         log.info("wrote %s", path)
     return paths
