@@ -15,7 +15,7 @@ import logging
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from invgan.applications.inputs import load_images
 from invgan.evaluation.loading import build_model, resolve_device, restore_run_config
@@ -24,16 +24,32 @@ from invgan.utils.checkpoint import load_checkpoint
 log = logging.getLogger(__name__)
 
 
+def input_size(layout: str, size: int | None, resolution: int) -> int | None:
+    """The side the inputs are resized and centre-cropped to (None: kept as they are).
+
+    `tiles` applications cut images of any size into patches of the generator's resolution;
+    `whole` applications edit whole images, which default to the generator's resolution.
+    """
+    if layout == "tiles":
+        return size
+    if layout == "whole":
+        return size if size is not None else resolution
+    raise ValueError(f"application.input_layout={layout!r}; choose tiles or whole")
+
+
 def apply(cfg: DictConfig) -> list[Path]:
     """Load the checkpoint and the input images, run the configured application."""
     device = resolve_device(cfg.device)
     checkpoint = load_checkpoint(cfg.ckpt_path)
     run_cfg = restore_run_config(checkpoint, cfg)
     model = build_model(run_cfg, checkpoint, cfg).to(device)
-    images = load_images(cfg.inputs, int(run_cfg.data.channels), cfg.get("size")).to(device)
+    resolution = int(run_cfg.data.resolution)
+    application = OmegaConf.to_container(cfg.application, resolve=True)
+    size = input_size(application.pop("input_layout", "tiles"), cfg.get("size"), resolution)
+    images = load_images(cfg.inputs, int(run_cfg.data.channels), size).to(device)
     method = hydra.utils.instantiate(cfg.inversion, model=model)
-    run = hydra.utils.instantiate(cfg.application)
-    paths = run(method, images, int(run_cfg.data.resolution), Path(cfg.paths.output_dir))
+    run = hydra.utils.instantiate(application)
+    paths = run(method, images, resolution, Path(cfg.paths.output_dir))
     for path in paths:
         log.info("wrote %s", path)
     return paths
