@@ -24,6 +24,22 @@ from invgan.utils.resume import checkpoint_to_resume
 log = logging.getLogger(__name__)
 
 
+def gradient_accumulation(model: pl.LightningModule, trainer_cfg: DictConfig) -> dict[str, int]:
+    """Trainer overrides that route `trainer.accumulate_grad_batches` to the recipe.
+
+    Lightning accumulates gradients only for automatic optimisation; manually optimised
+    recipes accumulate themselves (`NonFiniteGuardModule`), so they get the setting and the
+    Trainer gets 1.
+    """
+    batches = trainer_cfg.get("accumulate_grad_batches", 1)
+    if not isinstance(batches, int) or batches < 1:
+        raise ValueError(f"trainer.accumulate_grad_batches must be an integer >= 1, got {batches}")
+    if model.automatic_optimization:
+        return {}
+    model.accumulate_grad_batches = batches
+    return {"accumulate_grad_batches": 1}
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit (and optionally test) the configured model; returns the final callback metrics."""
     check_config(cfg)
@@ -39,7 +55,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     callbacks.append(RunConfigInCheckpoint(OmegaConf.to_yaml(cfg)))
     loggers = instantiate_loggers(cfg.get("logger"))
     trainer: pl.Trainer = hydra.utils.instantiate(
-        cfg.trainer, callbacks=callbacks, logger=loggers or False
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=loggers or False,
+        **gradient_accumulation(model, cfg.trainer),
     )
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))

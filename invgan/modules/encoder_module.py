@@ -109,7 +109,8 @@ class EncoderModule(NonFiniteGuardModule):
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         """Count training iterations (image grids and schedules read `iteration`)."""
-        self.iteration += 1
+        if self.ends_iteration(batch_idx):
+            self.iteration += 1
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Record how to rebuild the frozen generator without its source file."""

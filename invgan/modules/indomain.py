@@ -100,6 +100,9 @@ class InDomainEncoderModule(EncoderModule):
         """One encoder step, then one discriminator step (see the module docstring)."""
         opt_e, opt_d = self.optimizers()
         real = self.real_images(batch)
+        if self.starts_iteration(batch_idx):
+            opt_e.zero_grad(set_to_none=True)
+            opt_d.zero_grad(set_to_none=True)
 
         self.toggle_optimizer(opt_e)
         reconstruction = self.decode(self.codes_from_encoder(real))
@@ -115,7 +118,6 @@ class InDomainEncoderModule(EncoderModule):
             + self.perceptual_weight * losses["perceptual"]
             + self.adversarial_weight * losses["g_adv"]
         )
-        opt_e.zero_grad(set_to_none=True)
         self.manual_backward(loss_e)
         self.untoggle_optimizer(opt_e)
 
@@ -132,14 +134,13 @@ class InDomainEncoderModule(EncoderModule):
             losses["r1"] = r1_penalty(real_logits, real_input)
             # Lazy regularisation: scaled by the interval so that its average weight is gamma/2.
             loss_d = loss_d + 0.5 * self.r1_gamma * self.r1_interval * losses["r1"]
-        opt_d.zero_grad(set_to_none=True)
         self.manual_backward(loss_d)
         self.untoggle_optimizer(opt_d)
         parameters = {
             "encoder": self.encoder.parameters(),
             "discriminator": self.discriminator.parameters(),
         }
-        if self.finite_step(losses, parameters):
+        if self.ends_iteration(batch_idx) and self.finite_step(losses, parameters):
             opt_e.step()
             opt_d.step()
 

@@ -274,8 +274,9 @@ class InvGANModule(NonFiniteGuardModule):
         opt_g, opt_d = self.optimizers()
         real = self._real_images(batch)
         n = real.shape[0]
-        opt_g.zero_grad(set_to_none=True)
-        opt_d.zero_grad(set_to_none=True)
+        if self.starts_iteration(batch_idx):
+            opt_g.zero_grad(set_to_none=True)
+            opt_d.zero_grad(set_to_none=True)
 
         # Generator phase.
         z = torch.randn(n, self.mapping.z_dim, device=real.device)
@@ -345,11 +346,12 @@ class InvGANModule(NonFiniteGuardModule):
             "generator": generator_params,
             "discriminator": self.discriminator.parameters(),
         }
-        if self.finite_step(losses, parameters):
-            opt_g.step()
-            opt_d.step()
-            self._update_ema()
-        self.iteration += 1
+        if self.ends_iteration(batch_idx):
+            if self.finite_step(losses, parameters):
+                opt_g.step()
+                opt_d.step()
+                self._update_ema()
+            self.iteration += 1
         logs = {f"train/loss_{name}": value.detach() for name, value in losses.items()}
         logs["train/mae"] = (real - reconstruction).abs().mean().detach()
         self.log_dict(logs, prog_bar=False, on_step=True, on_epoch=False, batch_size=n)

@@ -36,6 +36,13 @@ class NonFiniteGuardModule(pl.LightningModule):
     Manually optimised recipes (several backward passes per iteration) have their gradients
     averaged over DDP processes here, by hand, instead of by DDP's reducer
     (`invgan.modules.gradient_sync`).
+
+    Gradient accumulation: an iteration (one optimizer step per optimizer, one `iteration`)
+    spans `micro_batches` training batches. Lightning accumulates for automatically optimised
+    recipes (`trainer.accumulate_grad_batches`); manually optimised ones cannot use that, so
+    `train.py` hands the same setting to `accumulate_grad_batches` here, `manual_backward`
+    divides each loss by it, and the recipe zeroes gradients when `starts_iteration` and steps
+    when `ends_iteration`. The last, shorter window of an epoch steps too (as in Lightning).
     """
 
     def __init__(self, nonfinite: str = "stop") -> None:
@@ -44,6 +51,29 @@ class NonFiniteGuardModule(pl.LightningModule):
             raise ValueError(f"model.nonfinite={nonfinite!r}; allowed: {NONFINITE_POLICIES}")
         self.nonfinite = nonfinite
         self.skipped_steps = 0
+        self.accumulate_grad_batches = 1
+
+    @property
+    def micro_batches(self) -> int:
+        """Training batches per iteration (1 without gradient accumulation)."""
+        if self.automatic_optimization:
+            return int(self.trainer.accumulate_grad_batches)
+        return self.accumulate_grad_batches
+
+    def starts_iteration(self, batch_idx: int) -> bool:
+        """Whether batch `batch_idx` of the epoch is the first of an iteration."""
+        return batch_idx % self.micro_batches == 0
+
+    def ends_iteration(self, batch_idx: int) -> bool:
+        """Whether batch `batch_idx` of the epoch completes an iteration (its last batch, or the
+        epoch's last)."""
+        last_of_epoch = batch_idx + 1 == self.trainer.num_training_batches
+        return (batch_idx + 1) % self.micro_batches == 0 or last_of_epoch
+
+    def manual_backward(self, loss: torch.Tensor, *args: Any, **kwargs: Any) -> None:
+        """Backward of `loss` divided by the micro-batches of an iteration, so that accumulated
+        gradients are those of the mean loss over the iteration's batches."""
+        super().manual_backward(loss / self.accumulate_grad_batches, *args, **kwargs)
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         """Keep DDP's reducer out of manually optimised steps: `finite_step` averages."""
