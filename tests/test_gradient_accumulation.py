@@ -29,13 +29,14 @@ from tests.test_faults import MeanAbsoluteDistance, frozen_face_generator
 SGD = functools.partial(torch.optim.SGD, lr=0.05)
 
 
-def invgan_module() -> InvGANModule:
-    """Tiny DCGAN InvGAN with every loss term on, R1 included (lazy, at iteration 0)."""
+def invgan_module(r1_gamma: float = 1.0) -> InvGANModule:
+    """Tiny DCGAN InvGAN with every loss term on, R1 included by default (lazy, at iteration
+    0)."""
     return InvGANModule(
         MappingMLP(8, 8, 16),
         DCGANGenerator(8, 16, 1, base_width=4, num_scales=2),
         DCGANDiscriminator(8, 16, 1, base_width=4, num_scales=2, latent_hidden_dim=16),
-        InvGANLossConfig(pixel_weight=1.0, r1_gamma=1.0),
+        InvGANLossConfig(pixel_weight=1.0, r1_gamma=r1_gamma),
         SGD,
         SGD,
     )
