@@ -264,19 +264,53 @@ class InvGANModule(NonFiniteGuardModule):
         computes the same loss; the gather's backward sums their gradients into each
         process's own codes, and `finite_step` averages gradients over the processes, which
         gives exactly the global loss's gradient."""
-        if self.trainer.world_size == 1:
-            return codes
+        if self._trainer is None or self.trainer.world_size == 1:
+            return codes  # one process (outside a Trainer: plain loops, benchmarks)
         return self.all_gather(codes, sync_grads=True).flatten(0, 1)
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
         """One generator phase and one discriminator phase (see the module docstring)."""
-        cfg = self.loss_config
         opt_g, opt_d = self.optimizers()
         real = self._real_images(batch)
-        n = real.shape[0]
         if self.starts_iteration(batch_idx):
             opt_g.zero_grad(set_to_none=True)
             opt_d.zero_grad(set_to_none=True)
+        losses, reconstruction = self.backward_iteration(real, self.manual_backward)
+        parameters = {
+            "generator": self._generator_side_parameters(),
+            "discriminator": self.discriminator.parameters(),
+        }
+        if self.ends_iteration(batch_idx):
+            if self.finite_step(losses, parameters):
+                opt_g.step()
+                opt_d.step()
+                self._update_ema()
+            self.iteration += 1
+        n = real.shape[0]
+        logs = {f"train/loss_{name}": value.detach() for name, value in losses.items()}
+        logs["train/mae"] = (real - reconstruction).abs().mean().detach()
+        self.log_dict(logs, prog_bar=False, on_step=True, on_epoch=False, batch_size=n)
+        self.log_dict(
+            {
+                "mae": logs["train/mae"],
+                "g": losses["g_adv"].detach(),
+                "d": losses["d_adv"].detach(),
+            },
+            prog_bar=True,
+            logger=False,
+            on_step=True,
+            on_epoch=False,
+            batch_size=n,
+        )
+
+    def backward_iteration(
+        self, real: torch.Tensor, backward: Callable[..., None]
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """Both phases' losses on real images in [-1, 1], back-propagated with
+        `backward(loss, **kwargs)` (Lightning's `manual_backward` in training; a plain loop
+        passes `torch.Tensor.backward`). Returns the loss terms and the reconstructions."""
+        cfg = self.loss_config
+        n = real.shape[0]
 
         # Generator phase.
         z = torch.randn(n, self.mapping.z_dim, device=real.device)
@@ -318,10 +352,10 @@ class InvGANModule(NonFiniteGuardModule):
             + cfg.mmd_weight * losses["mmd"]
         )
         generator_params = self._generator_side_parameters()
-        self.manual_backward(
+        backward(
             cfg.adversarial_weight * losses["g_adv"], inputs=generator_params, retain_graph=True
         )
-        self.manual_backward(joint, inputs=[*generator_params, *self.discriminator.parameters()])
+        backward(joint, inputs=[*generator_params, *self.discriminator.parameters()])
 
         # Discriminator phase; D's gradients from the generator phase are kept and added to. It
         # reads nothing that G's step changes, so both steps wait for one finiteness check.
@@ -341,32 +375,8 @@ class InvGANModule(NonFiniteGuardModule):
         if apply_r1:
             losses["r1"] = r1_penalty(on_real.logits, real_input)
             loss_d = loss_d + 0.5 * cfg.r1_gamma * cfg.r1_interval * losses["r1"]
-        self.manual_backward(loss_d)
-        parameters = {
-            "generator": generator_params,
-            "discriminator": self.discriminator.parameters(),
-        }
-        if self.ends_iteration(batch_idx):
-            if self.finite_step(losses, parameters):
-                opt_g.step()
-                opt_d.step()
-                self._update_ema()
-            self.iteration += 1
-        logs = {f"train/loss_{name}": value.detach() for name, value in losses.items()}
-        logs["train/mae"] = (real - reconstruction).abs().mean().detach()
-        self.log_dict(logs, prog_bar=False, on_step=True, on_epoch=False, batch_size=n)
-        self.log_dict(
-            {
-                "mae": logs["train/mae"],
-                "g": losses["g_adv"].detach(),
-                "d": losses["d_adv"].detach(),
-            },
-            prog_bar=True,
-            logger=False,
-            on_step=True,
-            on_epoch=False,
-            batch_size=n,
-        )
+        backward(loss_d)
+        return losses, reconstruction
 
     def _update_ema(self) -> None:
         # Ramp the decay up from 0.1 so that early in training the EMA networks follow the
