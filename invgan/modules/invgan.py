@@ -284,7 +284,7 @@ class InvGANModule(NonFiniteGuardModule):
             if self.finite_step(losses, parameters):
                 opt_g.step()
                 opt_d.step()
-                self._update_ema()
+                self.update_ema_networks()
             self.iteration += 1
         n = real.shape[0]
         logs = {f"train/loss_{name}": value.detach() for name, value in losses.items()}
@@ -378,7 +378,8 @@ class InvGANModule(NonFiniteGuardModule):
         backward(loss_d)
         return losses, reconstruction
 
-    def _update_ema(self) -> None:
+    def update_ema_networks(self) -> None:
+        """Move the EMA networks towards the live ones (after each optimizer step)."""
         # Ramp the decay up from 0.1 so that early in training the EMA networks follow the
         # live ones instead of averaging in the random initialisation.
         step = int(self.iteration)
