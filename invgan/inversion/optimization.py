@@ -14,6 +14,12 @@ One class covers three methods of the literature, chosen by configuration
 
 All images of a batch are optimised at once. The loss is a sum of per-image terms and Adam is
 elementwise, so each image follows the same trajectory it would follow alone.
+
+Masked inversion (inpainting): with a mask, only the known pixels are fitted. Both the generated
+and the target image are multiplied by the mask before the pixel and the LPIPS terms, so the
+unknown pixels are equal (zero) in both; the pixel term is the mean over the known pixels, and
+the encoder start of hybrid and domain-regularised inversion is E(target * mask). The unknown
+pixels of the target therefore cannot change the result.
 """
 
 from __future__ import annotations
@@ -33,11 +39,13 @@ INITS = ("mean", "encoder", "random")
 
 class Inversion(NamedTuple):
     """Per-image result: generator codes, noise maps (None when not optimised), final loss
-    (`LatentOptimization.losses`)."""
+    (`LatentOptimization.losses`) and the optimised variable of the space (z in space z, which
+    edits in Z such as spherical interpolation need; the codes themselves in w and w_plus)."""
 
     codes: torch.Tensor
     noise: list[torch.Tensor] | None
     loss: torch.Tensor
+    variable: torch.Tensor
 
 
 def _perceptual_distance(
@@ -135,18 +143,33 @@ class LatentOptimization:
         result = self.invert(images)
         return self.generator.synthesize(result.codes, result.noise)
 
-    def invert(self, images: torch.Tensor) -> Inversion:
-        """Codes, noise maps and final loss of each image, `batch_size` images at a time."""
+    def invert(self, images: torch.Tensor, mask: torch.Tensor | None = None) -> Inversion:
+        """Codes, noise maps, final loss and variable of each image, `batch_size` at a time.
+
+        `mask` (N, 1, H, W), 1 on known and 0 on unknown pixels, fits the known pixels only
+        (see the module docstring); None fits every pixel.
+        """
         size = self.batch_size or images.shape[0]
+        if mask is not None:
+            images = known_pixels(images, mask)
+        masks = [None] * len(images.split(size)) if mask is None else mask.split(size)
         # Evaluation runs under no_grad or inference_mode; the optimiser needs autograd, and
-        # inference tensors cannot be saved for backward, hence the clone.
+        # inference tensors cannot be saved for backward, hence the clones.
         with torch.inference_mode(False), torch.enable_grad():
-            chunks = [self._best_of_restarts(part.clone()) for part in images.split(size)]
+            chunks = [
+                self._best_of_restarts(
+                    part.clone(), None if part_mask is None else part_mask.clone()
+                )
+                for part, part_mask in zip(images.split(size), masks, strict=True)
+            ]
         noise = None
         if chunks[0].noise is not None:
             noise = [torch.cat(maps) for maps in zip(*(c.noise for c in chunks), strict=True)]
         return Inversion(
-            torch.cat([c.codes for c in chunks]), noise, torch.cat([c.loss for c in chunks])
+            torch.cat([c.codes for c in chunks]),
+            noise,
+            torch.cat([c.loss for c in chunks]),
+            torch.cat([c.variable for c in chunks]),
         )
 
     # ---------------------------------------------------------------- optimisation
@@ -160,23 +183,24 @@ class LatentOptimization:
         rng = torch.Generator().manual_seed(self.seed + restart)
         return self.space.initial(images.shape[0], rng)
 
-    def _best_of_restarts(self, images: torch.Tensor) -> Inversion:
+    def _best_of_restarts(self, images: torch.Tensor, mask: torch.Tensor | None) -> Inversion:
         """Per image, the restart with the lowest final loss."""
         best = None
         for restart in range(self.restarts):
-            result = self._optimize(images, self._start(images, restart).detach())
+            result = self._optimize(images, self._start(images, restart).detach(), mask)
             if best is None:
                 best = result
                 continue
             better = result.loss < best.loss
             codes = torch.where(_rows(better, result.codes), result.codes, best.codes)
+            variable = torch.where(_rows(better, result.variable), result.variable, best.variable)
             noise = None
             if result.noise is not None:
                 noise = [
                     torch.where(_rows(better, new), new, old)
                     for new, old in zip(result.noise, best.noise, strict=True)
                 ]
-            best = Inversion(codes, noise, torch.minimum(result.loss, best.loss))
+            best = Inversion(codes, noise, torch.minimum(result.loss, best.loss), variable)
         return best
 
     def _initial_noise(self, count: int) -> list[torch.Tensor] | None:
@@ -187,7 +211,9 @@ class LatentOptimization:
         normalize_noise_(noise)
         return noise
 
-    def _optimize(self, images: torch.Tensor, start: torch.Tensor) -> Inversion:
+    def _optimize(
+        self, images: torch.Tensor, start: torch.Tensor, mask: torch.Tensor | None
+    ) -> Inversion:
         """Adam on the variable (and noise maps) from `start` for `steps` steps."""
         variable = start.clone()
         noise = self._initial_noise(images.shape[0])
@@ -200,7 +226,7 @@ class LatentOptimization:
                 group["lr"] = ramped_learning_rate(
                     step, self.steps, self.lr, self.lr_rampup, self.lr_rampdown
                 )
-            loss = self.losses(images, variable, noise)
+            loss = self.losses(images, variable, noise, mask)
             if noise is not None and self.noise_weight:
                 loss = loss + self.noise_weight * noise_regularization(noise)
             # Gradients for the optimised tensors only: nothing accumulates in the model's
@@ -212,21 +238,34 @@ class LatentOptimization:
             if noise is not None:
                 normalize_noise_(noise)
         with torch.no_grad():
-            final = self.losses(images, variable, noise)
+            final = self.losses(images, variable, noise, mask)
             codes = self.space.to_codes(variable)
             noise = None if noise is None else [n.detach() for n in noise]
-        return Inversion(codes.detach(), noise, final)
+        return Inversion(codes.detach(), noise, final, variable.detach())
 
     def losses(
-        self, images: torch.Tensor, variable: torch.Tensor, noise: list[torch.Tensor] | None
+        self,
+        images: torch.Tensor,
+        variable: torch.Tensor,
+        noise: list[torch.Tensor] | None,
+        mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Per-image objective (N,) without the noise-map regulariser, whose floor for white
-        noise (~1e5 / (H W) per map) would swamp the fit when restarts are compared on it."""
+        noise (~1e5 / (H W) per map) would swamp the fit when restarts are compared on it.
+
+        With a `mask`, `images` must already be `known_pixels(images, mask)`.
+        """
         codes = self.space.to_codes(variable)
         generated = self.generator.synthesize(codes, noise)
-        loss = self.mse_weight * (generated - images).square().flatten(1).mean(dim=1)
+        fitted = generated if mask is None else generated * mask
+        squared_error = (fitted - images).square().flatten(1)
+        if mask is None:
+            loss = self.mse_weight * squared_error.mean(dim=1)
+        else:
+            known = mask.flatten(1).sum(dim=1) * images.shape[1]
+            loss = self.mse_weight * squared_error.sum(dim=1) / known
         if self.lpips is not None:
-            loss = loss + self.lpips_weight * self.lpips(generated, images)
+            loss = loss + self.lpips_weight * self.lpips(fitted, images)
         if self.domain_weight:
             loss = loss + self.domain_weight * self.domain_distance(codes, generated)
         penalty = self.space.penalty(variable)
@@ -242,6 +281,23 @@ class LatentOptimization:
             codes = self.generator.expand_to_codes(codes)
             reencoded = self.generator.expand_to_codes(reencoded)
         return (codes - reencoded).square().flatten(1).mean(dim=1)
+
+
+def known_pixels(images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """images * mask, after checking that `mask` is (N, 1, H, W) in [0, 1] with known pixels."""
+    batch, _, height, width = images.shape
+    if mask.shape != (batch, 1, height, width):
+        raise ValueError(
+            f"the inversion mask must be (N, 1, H, W) = {(batch, 1, height, width)} for images "
+            f"{tuple(images.shape)}, got {tuple(mask.shape)}"
+        )
+    if mask.min() < 0 or mask.max() > 1:
+        raise ValueError("the inversion mask must lie in [0, 1]: 1 = known pixel, 0 = unknown")
+    if (mask.flatten(1).sum(dim=1) == 0).any():
+        raise ValueError("every image needs known pixels: a mask is all zero (nothing to fit)")
+    # where, not a bare product: a negative pixel times 0 is -0.0, and the unknown pixels'
+    # signs would then reach the networks.
+    return torch.where(mask > 0, images * mask, torch.zeros_like(images))
 
 
 def _rows(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

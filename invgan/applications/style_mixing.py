@@ -1,0 +1,73 @@
+"""Style mixing of inverted images (InvGAN paper, Figure 2): the first k style vectors (W+
+layers, coarse to fine) of one image replace those of another, for k = 0, 1, ..., L.
+
+Images are paired 1-2, 3-4, ... (file-name order). In each pair the first image receives the
+first k style vectors of the second: k = 0 is the first image's reconstruction, k = L (the
+generator's n_latent) the second's, and the columns in between move from the first image to
+the second starting with the coarse layers (pose, shape), as in the paper's rows.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from invgan.applications.editing import (
+    check_whole_images,
+    generator_of,
+    invert,
+    pairs,
+    save_codes,
+    save_rows,
+)
+
+
+def mix_first_styles(target: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+    """W+ codes (N, L + 1, L, D): row k takes layers [0, k) from `source`, the rest from
+    `target`, both W+ codes (N, L, D)."""
+    layers = target.shape[1]
+    from_source = (
+        torch.arange(layers, device=target.device)[None, :]
+        < torch.arange(layers + 1, device=target.device)[:, None]
+    )
+    return torch.where(from_source[None, :, :, None], source[:, None], target[:, None])
+
+
+@torch.no_grad()
+def style_mixing(method: Any, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images (P, L + 1, C, H, W): image 2i-1 with the first k styles of image 2i, k = 0..L,
+    and their W+ codes (P, L + 1, L, D)."""
+    count = pairs(images)[0].shape[0]  # checks the pairing before any inversion
+    generator = generator_of(method)
+    if generator.n_latent < 2:
+        raise ValueError(
+            "style mixing needs a generator with one style input per layer (W+, n_latent > 1, "
+            "e.g. StyleGAN2); this generator takes one code per image, so there is nothing to mix"
+        )
+    codes, _ = invert(method, images)
+    target, source = pairs(generator.expand_to_codes(codes))
+    mixed = mix_first_styles(target, source)
+    decoded = method.decode(mixed.flatten(0, 1))
+    return decoded.unflatten(0, (count, generator.n_latent + 1)), mixed
+
+
+def run_style_mixing(
+    method: Any,
+    images: torch.Tensor,
+    resolution: int,
+    output_dir: Path,
+    show_inputs: bool = True,
+) -> list[Path]:
+    """Write `style_mixing.png` (a row per pair: [input 1], k = 0..L, [input 2]) and
+    `style_mixing_codes.pt` (W+ codes (P, L + 1, L, D); index k = styles taken)."""
+    check_whole_images(images, resolution)
+    mixed_images, mixed_codes = style_mixing(method, images)
+    columns = list(mixed_images.unbind(1))
+    if show_inputs:
+        first, second = pairs(images)
+        columns = [first, *columns, second]
+    grid_path = save_rows(columns, output_dir / "style_mixing.png")
+    codes_path = save_codes(output_dir / "style_mixing_codes.pt", codes=mixed_codes)
+    return [grid_path, codes_path]
