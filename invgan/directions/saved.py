@@ -1,0 +1,20 @@
+"""Directions found by an earlier run (its `directions.pt`), so that fitting a direction and
+editing with it can be separate runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from invgan.directions.latent_directions import LatentDirections
+
+
+class SavedDirections:
+    """Directions builder (`conf/application/direction/saved.yaml`): a saved file."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = path
+
+    def find(self, method: Any, channels: int, resolution: int) -> LatentDirections:
+        """The saved directions (checked against the generator when editing)."""
+        return LatentDirections.load(self.path)
