@@ -7,7 +7,10 @@ from typing import TypeVar
 
 import numpy as np
 import pytorch_lightning as pl
+import torch
 from torch.utils.data import DataLoader, Dataset
+
+from datamodules.resumable_loader import EpochSeededRandomSampler, ResumableDataLoader
 
 T = TypeVar("T")
 
@@ -134,14 +137,24 @@ class ImageDataModule(pl.LightningDataModule):
                 f"{type(self).__name__}.{split}_dataloader() called before setup(); "
                 "call setup() first (the Lightning Trainer does this for you)."
             )
-        return DataLoader(
+        if not train:
+            return DataLoader(
+                dataset,
+                batch_size=self.eval_batch_size,
+                num_workers=self.num_workers,
+                pin_memory=self.pin_memory,
+                persistent_workers=self.num_workers > 0,
+            )
+        # Epoch-seeded order and worker seeds: a run resumed mid-epoch continues it exactly.
+        return ResumableDataLoader(
             dataset,
-            batch_size=self.batch_size if train else self.eval_batch_size,
-            shuffle=train,
-            drop_last=train,
+            batch_size=self.batch_size,
+            sampler=EpochSeededRandomSampler(dataset, self.seed),
+            drop_last=True,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
+            generator=torch.Generator(),
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -332,6 +332,8 @@ def test_last_checkpoint_refuses_a_non_finite_state(tmp_path, caplog):
     trainer = bare_cpu_trainer(max_epochs=1, limit_val_batches=1)
     trainer.callbacks.append(callback)
     trainer.fit(module, loader(1), loader(1, batches=1))
+    assert callback.path.is_file()
+    callback.save(trainer)  # the state after fitting (the last one written came before)
     written = callback.path.read_bytes()
 
     for poisoned in (module.discriminator.parameters(), module.generator.buffers()):

@@ -30,6 +30,19 @@ def test_half_then_resume_then_half_equals_the_straight_run(train_config):
         assert torch.equal(resumed[name], tensor), name
 
 
+def test_a_run_stopped_mid_epoch_resumes_at_the_same_batch(train_config):
+    # 16 batches an epoch: the first run stops after 10, the others go on to 24 (8 into the
+    # second epoch); two optimizer steps per InvGAN iteration.
+    common = ["data=synthetic", "test=false", "callbacks.image_grids.every_n_iterations=1000"]
+    straight = _final_state(train_config(*common, "trainer.max_steps=48"))
+    first_part = train_config(*common, "trainer.max_steps=20")
+    assert int(_final_state(first_part)["iteration"]) == 10
+    last = Path(first_part.paths.output_dir) / "checkpoints" / "last.ckpt"
+    resumed = _final_state(train_config(*common, "trainer.max_steps=48", f"ckpt_path={last}"))
+    for name, tensor in straight.items():
+        assert torch.equal(resumed[name], tensor), name
+
+
 def test_a_run_started_again_in_its_folder_resumes_from_its_last_checkpoint(train_config):
     common = ["data=synthetic", "test=false", "callbacks.image_grids.every_n_iterations=1000"]
     first = train_config(*common, "trainer.max_epochs=1")

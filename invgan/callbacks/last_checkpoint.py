@@ -7,6 +7,10 @@ it after every validation, when fitting ends, and when SIGTERM or Ctrl+C interru
 through a temporary file and a rename, so an interruption while writing leaves the previous
 `last.ckpt` intact. A state with a non-finite parameter or buffer is never written: the
 previous `last.ckpt` stays the one to resume from.
+
+A stop by `max_steps` or `max_time` in the middle of an epoch is saved at the end of the last
+training batch, not when fitting ends: by then Lightning has counted the epoch as finished, and
+a run resumed from that state would start the next epoch instead of finishing this one.
 """
 
 from __future__ import annotations
@@ -15,9 +19,11 @@ import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.callbacks import Timer
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 log = logging.getLogger(__name__)
@@ -36,6 +42,7 @@ class LastCheckpoint(pl.Callback):
 
     def __init__(self, dirpath: str | os.PathLike, filename: str = "last.ckpt") -> None:
         self.path = Path(dirpath) / filename
+        self._saved_at_step: int | None = None
 
     def save(self, trainer: pl.Trainer) -> None:
         """Write the checkpoint atomically (every rank calls this; rank zero writes)."""
@@ -56,6 +63,19 @@ class LastCheckpoint(pl.Callback):
         trainer.save_checkpoint(temporary)
         if trainer.is_global_zero:
             os.replace(temporary, self.path)
+        self._saved_at_step = trainer.global_step
+
+    def on_train_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        """Save when fitting stops after this batch (see the module docstring)."""
+        if _stops_after_this_batch(trainer):
+            self.save(trainer)
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """After each validation during fit (not the sanity check)."""
@@ -63,8 +83,9 @@ class LastCheckpoint(pl.Callback):
             self.save(trainer)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """When fitting ends, whatever stopped it."""
-        self.save(trainer)
+        """When fitting ends, unless its last batch or validation was just saved."""
+        if self._saved_at_step != trainer.global_step:
+            self.save(trainer)
 
     def on_exception(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
@@ -85,3 +106,15 @@ class LastCheckpoint(pl.Callback):
                 self.save(trainer)
             else:
                 log.warning("interrupted: %s was not updated (several processes)", self.path)
+
+
+def _stops_after_this_batch(trainer: pl.Trainer) -> bool:
+    """Whether fitting ends after the current training batch: `max_steps` reached, a stop
+    already requested, or `max_time` used up (rank zero's clock decides, as Lightning's Timer
+    does, so that every rank takes the collective save together)."""
+    if trainer.should_stop or 0 <= trainer.max_steps <= trainer.global_step:
+        return True
+    timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
+    if timer is None or timer.time_remaining() is None:
+        return False
+    return bool(trainer.strategy.broadcast(timer.time_remaining() <= 0))
