@@ -45,3 +45,31 @@ def test_two_process_training_keeps_ranks_identical_and_reloads(tmp_path):
     reloaded = model.state_dict()
     for name in compared:
         assert torch.equal(reloaded[name], states[0][name]), name
+
+
+def test_two_process_run_resumes_exactly(tmp_path):
+    """Each rank gets its own random states back: 1 epoch + resume + 1 epoch equals 2 epochs."""
+
+    def run(name: str, epochs: int, *extra: str) -> dict[str, torch.Tensor]:
+        folder = tmp_path / name
+        result = run_entry_point(
+            "train.py",
+            "trainer=ddp_sim",
+            "data=synthetic",
+            *CPU_RUN,
+            *TINY_MODELS["DCGANGenerator"],
+            f"trainer.max_epochs={epochs}",
+            "test=false",
+            "callbacks.image_grids.every_n_iterations=1000",
+            f"hydra.run.dir={folder}",
+            *extra,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        return load_checkpoint(folder / "checkpoints" / "last.ckpt")
+
+    straight = run("straight", 2)
+    half = run("half", 1)
+    assert len(half["callbacks"]["RandomStateCallback"]["ranks"]) == 2
+    resumed = run("resumed", 2, f"ckpt_path={tmp_path / 'half' / 'checkpoints' / 'last.ckpt'}")
+    for name, tensor in straight["state_dict"].items():
+        assert torch.equal(resumed["state_dict"][name], tensor), name
