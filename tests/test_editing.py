@@ -28,7 +28,6 @@ from invgan.utils.checkpoint import load_checkpoint
 from tests.conftest import CPU_RUN, LPIPS_WEIGHTS, SHARED_DATA, TINY_MODELS, compose_config
 
 RESOLUTION = 16
-FACES = sorted((SHARED_DATA / "faces").glob("*.jpg"))[:4]
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +55,9 @@ def stylegan_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def model(stylegan_checkpoint: Path) -> Any:
     """The InvGAN as the apply command builds it."""
     cfg = compose_config(
-        "apply", [f"ckpt_path={stylegan_checkpoint}", "inputs=unused", "device=cpu"], Path("x")
+        "apply",
+        [f"ckpt_path={stylegan_checkpoint}", "inputs=unused", "device=cpu"],
+        Path("unused"),
     )
     checkpoint = load_checkpoint(stylegan_checkpoint)
     return build_model(restore_run_config(checkpoint, cfg), checkpoint, cfg)
@@ -69,9 +70,18 @@ def method(model: Any, name: str, *overrides: str) -> Any:
 
 
 @pytest.fixture(scope="module")
-def faces() -> torch.Tensor:
-    """Four real faces at 16 px in [-1, 1] (two pairs)."""
-    return torch.cat([load_images(path, 3, RESOLUTION) for path in FACES])
+def face_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding (links to) four real faces: two pairs."""
+    folder = tmp_path_factory.mktemp("faces")
+    for face in sorted((SHARED_DATA / "faces").glob("*.jpg"))[:4]:
+        (folder / face.name).symlink_to(face)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def faces(face_folder: Path) -> torch.Tensor:
+    """The four faces at 16 px in [-1, 1], as the apply command reads them."""
+    return load_images(face_folder, 3, RESOLUTION)
 
 
 # ------------------------------------------------------------------ interpolation
@@ -308,6 +318,7 @@ def _grid_shape(rows: int, cols: int) -> tuple[int, int]:
 )
 def test_apply_editing_command_on_real_faces(
     stylegan_checkpoint: Path,
+    face_folder: Path,
     tmp_path: Path,
     application: str,
     overrides: list[str],
@@ -315,23 +326,10 @@ def test_apply_editing_command_on_real_faces(
     rows: int,
     cols: int,
 ) -> None:
-    inputs = tmp_path / "inputs"
-    inputs.mkdir()
-    for face in FACES:
-        (inputs / face.name).symlink_to(face)
     out = tmp_path / "apply"
-    cfg = compose_config(
-        "apply",
-        [
-            f"application={application}",
-            f"ckpt_path={stylegan_checkpoint}",
-            f"inputs={inputs}",
-            "device=cpu",
-            *overrides,
-        ],
-        out,
-    )
-    paths = apply(cfg)
+    command = [f"application={application}", f"ckpt_path={stylegan_checkpoint}"]
+    command += [f"inputs={face_folder}", "device=cpu", *overrides]
+    paths = apply(compose_config("apply", command, out))
     assert sorted(p.name for p in paths) == sorted(outputs)
     with Image.open(out / outputs[0]) as grid:
         assert grid.size == _grid_shape(rows, cols)
