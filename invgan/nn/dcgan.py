@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from invgan.nn.discriminator_output import DiscriminatorOutput
+from invgan.nn.split import check_split_layer
 
 
 def _check_resolution(resolution: int, num_scales: int) -> int:
@@ -20,11 +21,17 @@ def _check_resolution(resolution: int, num_scales: int) -> int:
     return base
 
 
+# ConvTranspose2d, BatchNorm2d, ReLU: one upsampling block in `DCGANGenerator.upsample`.
+_LAYERS_PER_BLOCK = 3
+
+
 class DCGANGenerator(nn.Module):
     """w -> image in [-1, 1]: linear projection, transposed-conv upsampling with batch norm.
 
     Widths halve at each upsampling from `base_width * 2**(num_scales - 1)` down to
-    `base_width`, so `base_width` scales the whole network.
+    `base_width`, so `base_width` scales the whole network. Split points (`invgan.nn.split`):
+    layer 1 is the projection's (base_size x base_size) output, layer 1 + i the output of
+    upsampling block i; G2 always keeps the to-image conv.
     """
 
     def __init__(
@@ -59,10 +66,31 @@ class DCGANGenerator(nn.Module):
         self.upsample = nn.Sequential(*blocks)
         self.to_image = nn.Conv2d(in_width, channels, 3, padding=1)
 
+    @property
+    def split_layers(self) -> int:
+        """Number of split points: the projection and each upsampling block."""
+        return 1 + len(self.upsample) // _LAYERS_PER_BLOCK
+
+    def _upsampling(self, x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        """Upsampling blocks start..stop-1 (each ConvTranspose-BN-ReLU) applied to x."""
+        return self.upsample[start * _LAYERS_PER_BLOCK : stop * _LAYERS_PER_BLOCK](x)
+
+    def head(self, w: torch.Tensor, layer: int) -> torch.Tensor:
+        """G1_layer: the feature maps after the first `layer` layers, from w (N, w_dim)."""
+        check_split_layer(layer, self.split_layers, type(self).__name__)
+        x = self.project(w).view(-1, self.input_width, self.base_size, self.base_size)
+        return self._upsampling(x, 0, layer - 1)
+
+    def tail(self, features: torch.Tensor, w: torch.Tensor, layer: int) -> torch.Tensor:
+        """G2_layer: images from `head`'s features (w is unused: no layer after the
+        projection takes the code)."""
+        check_split_layer(layer, self.split_layers, type(self).__name__)
+        x = self._upsampling(features, layer - 1, self.split_layers - 1)
+        return torch.tanh(self.to_image(x))
+
     def forward(self, w: torch.Tensor) -> torch.Tensor:
         """Generate images (N, channels, resolution, resolution) in [-1, 1] from w (N, w_dim)."""
-        x = self.project(w).view(-1, self.input_width, self.base_size, self.base_size)
-        return torch.tanh(self.to_image(self.upsample(x)))
+        return self.tail(self.head(w, self.split_layers), w, self.split_layers)
 
 
 class DCGANDiscriminator(nn.Module):

@@ -97,6 +97,17 @@ class FrozenGenerator(nn.Module):
         """w = M(z) for prior samples z (N, z_dim)."""
         return self.mapping(z)
 
+    def _backbone_codes(self, codes: torch.Tensor) -> torch.Tensor:
+        """Codes as the backbone takes them: W+ with one layer becomes w for w-only ones."""
+        if codes.ndim == 3 and self.n_latent == 1:
+            if codes.shape[1] != 1:
+                raise ValueError(
+                    f"this generator takes one code per image (w of shape (N, {self.w_dim})); "
+                    f"got W+ codes {tuple(codes.shape)}"
+                )
+            return codes[:, 0]
+        return codes
+
     def synthesize(
         self, codes: torch.Tensor, noise: list[torch.Tensor] | None = None
     ) -> torch.Tensor:
@@ -104,16 +115,36 @@ class FrozenGenerator(nn.Module):
 
         `noise` replaces the stored noise maps (optimisation-based inversion fits them too).
         """
-        if codes.ndim == 3 and self.n_latent == 1:
-            if codes.shape[1] != 1:
-                raise ValueError(
-                    f"this generator takes one code per image (w of shape (N, {self.w_dim})); "
-                    f"got W+ codes {tuple(codes.shape)}"
-                )
-            codes = codes[:, 0]
+        codes = self._backbone_codes(codes)
         if noise is None:
             return self.generator(codes)
         return self.generator(codes, noise=noise)
+
+    def _split_backbone(self) -> nn.Module:
+        """The generator, if it can be split into G1 and G2 (`invgan.nn.split`)."""
+        if not hasattr(self.generator, "split_layers"):
+            raise ValueError(
+                f"{type(self.generator).__name__} cannot be split into G1 and G2 (no head/tail "
+                "methods); multi-code inversion needs a DCGAN, StyleGAN2 or BigGAN generator"
+            )
+        return self.generator
+
+    @property
+    def split_layers(self) -> int:
+        """Valid split layers l of `features` / `synthesize_from` are 1..split_layers."""
+        return int(self._split_backbone().split_layers)
+
+    def features(self, codes: torch.Tensor, layer: int) -> torch.Tensor:
+        """G1_layer(codes): the intermediate state (N, C, H, W) after `layer` split points
+        (StyleGAN2: its features with the image so far as the last channels)."""
+        return self._split_backbone().head(self._backbone_codes(codes), layer)
+
+    def synthesize_from(
+        self, features: torch.Tensor, codes: torch.Tensor, layer: int
+    ) -> torch.Tensor:
+        """G2_layer(features, codes): images in [-1, 1]; codes style the layers after the
+        split (StyleGAN2, BigGAN), and synthesize_from(features(c, l), c, l) = synthesize(c)."""
+        return self._split_backbone().tail(features, self._backbone_codes(codes), layer)
 
     def sample(self, z: torch.Tensor) -> torch.Tensor:
         """Random images G(M(z))."""

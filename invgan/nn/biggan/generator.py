@@ -16,6 +16,7 @@ from invgan.nn.biggan.resolution import (
 )
 from invgan.nn.biggan.self_attention import SelfAttention
 from invgan.nn.biggan.spectral_norm import sn_conv2d, sn_linear
+from invgan.nn.split import check_split_layer
 
 
 class BigGANGenerator(nn.Module):
@@ -26,6 +27,8 @@ class BigGANGenerator(nn.Module):
     and `[16, 8, 4, 2, 1]` its 128-px one. One multiplier per block: a resolution of
     4 * 2**k needs k. Self-attention, if any, follows the block whose output has
     `attention_resolution`. State-dict names: `project`, `blocks.<i>`, `attention`, `to_image`.
+    Split points (`invgan.nn.split`): layer 1 is the 4x4 projection, layer 1 + i the output of
+    block i (after its self-attention, if any); G2 always keeps the to-image layers.
     """
 
     def __init__(
@@ -65,11 +68,32 @@ class BigGANGenerator(nn.Module):
             nn.BatchNorm2d(widths[-1]), nn.ReLU(), sn_conv2d(widths[-1], channels, 3)
         )
 
-    def forward(self, w: torch.Tensor) -> torch.Tensor:
-        """Generate images (N, channels, resolution, resolution) in [-1, 1] from w (N, w_dim)."""
-        x = self.project(w).view(-1, self.input_width, BASE_SIZE, BASE_SIZE)
-        for i, block in enumerate(self.blocks):
-            x = block(x, w)
+    @property
+    def split_layers(self) -> int:
+        """Number of split points: the projection and each up-block."""
+        return 1 + len(self.blocks)
+
+    def _blocks(self, x: torch.Tensor, w: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        """Up-blocks start..stop-1 (with the self-attention that follows one) applied to x."""
+        for i in range(start, stop):
+            x = self.blocks[i](x, w)
             if i == self.attention_index:
                 x = self.attention(x)
+        return x
+
+    def head(self, w: torch.Tensor, layer: int) -> torch.Tensor:
+        """G1_layer: the feature maps after the first `layer` layers, from w (N, w_dim)."""
+        check_split_layer(layer, self.split_layers, type(self).__name__)
+        x = self.project(w).view(-1, self.input_width, BASE_SIZE, BASE_SIZE)
+        return self._blocks(x, w, 0, layer - 1)
+
+    def tail(self, features: torch.Tensor, w: torch.Tensor, layer: int) -> torch.Tensor:
+        """G2_layer: images from `head`'s features, the later blocks' batch norms modulated
+        by w (N, w_dim)."""
+        check_split_layer(layer, self.split_layers, type(self).__name__)
+        x = self._blocks(features, w, layer - 1, len(self.blocks))
         return torch.tanh(self.to_image(x))
+
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        """Generate images (N, channels, resolution, resolution) in [-1, 1] from w (N, w_dim)."""
+        return self.tail(self.head(w, self.split_layers), w, self.split_layers)

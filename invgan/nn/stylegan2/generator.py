@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from invgan.nn.split import check_split_layer
 from invgan.nn.stylegan2.mapping import MappingNetwork
 from invgan.nn.stylegan2.synthesis_layers import ConstantInput, StyledConv, ToImage
 from invgan.nn.stylegan2.widths import log2_resolution, width_schedule
@@ -21,6 +22,12 @@ class StyleGAN2Generator(nn.Module):
     and to_rgbs k.
 
     It takes w, not z: the port's `g([z])` is `g(g.mapping(z))` here.
+    Split points (`invgan.nn.split`): layer l is the end of the l-th resolution block (4x4 for
+    l = 1), for every block but the last. The skip architecture carries two things past a
+    split, the feature maps and the image summed so far; both have the block's resolution, so
+    the split state is one tensor, the features with the image's channels appended
+    (N, width + channels, H, W). Multi-code inversion then weights the image channels like
+    any other channel.
     State-dict names match the rosinality port (`style.*`, `input.input`, `conv1.*`,
     `to_rgb1.*`, `convs.*`, `to_rgbs.*`, `noises.noise_*`), so its `g_ema` weights load with
     strict=True for equal resolution, w_dim, n_mlp, channel_multiplier and channels=3.
@@ -88,10 +95,67 @@ class StyleGAN2Generator(nn.Module):
             f"(N, {self.n_latent}, {self.w_dim}), got {tuple(w.shape)}"
         )
 
-    def _noise_maps(self, randomize_noise: bool) -> list[torch.Tensor | None]:
-        if randomize_noise:
-            return [None] * self.num_layers
-        return [getattr(self.noises, f"noise_{i}") for i in range(self.num_layers)]
+    def _noise_maps(
+        self, noise: list[torch.Tensor | None] | None, randomize_noise: bool | None
+    ) -> list[torch.Tensor | None]:
+        """The given maps, checked, or fresh (None entries) / stored ones (see `forward`)."""
+        if noise is None:
+            if self.training if randomize_noise is None else randomize_noise:
+                noise = [None] * self.num_layers
+            else:
+                noise = [getattr(self.noises, f"noise_{i}") for i in range(self.num_layers)]
+        if len(noise) != self.num_layers:
+            raise ValueError(f"expected {self.num_layers} noise maps, got {len(noise)}")
+        return noise
+
+    @property
+    def split_layers(self) -> int:
+        """Number of split points: every resolution block but the last."""
+        return len(self.to_rgbs)
+
+    def _synthesis(
+        self,
+        x: torch.Tensor | None,
+        image: torch.Tensor | None,
+        styles: torch.Tensor,
+        noise: list[torch.Tensor | None],
+        start: int,
+        stop: int,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Resolution blocks start..stop-1 on (features, image so far); block 0 starts from
+        the constant input and ignores both."""
+        for k in range(start, stop):
+            if k == 0:
+                x = self.conv1(self.input(styles.shape[0]), styles[:, 0], noise[0])
+                image = self.to_rgb1(x, styles[:, 1])
+                continue
+            x = self.convs[2 * k - 2](x, styles[:, 2 * k - 1], noise[2 * k - 1])
+            x = self.convs[2 * k - 1](x, styles[:, 2 * k], noise[2 * k])
+            image = self.to_rgbs[k - 1](x, styles[:, 2 * k + 1], image)
+        return x, image
+
+    def head(
+        self, w: torch.Tensor, layer: int, noise: list[torch.Tensor | None] | None = None
+    ) -> torch.Tensor:
+        """G1_layer: features and image so far, (N, width + channels, H, W), from w or W+."""
+        check_split_layer(layer, self.split_layers, type(self).__name__)
+        styles = self._styles(w)
+        x, image = self._synthesis(None, None, styles, self._noise_maps(noise, None), 0, layer)
+        return torch.cat([x, image], dim=1)
+
+    def tail(
+        self,
+        features: torch.Tensor,
+        w: torch.Tensor,
+        layer: int,
+        noise: list[torch.Tensor | None] | None = None,
+    ) -> torch.Tensor:
+        """G2_layer: images from `head`'s state, the later blocks styled by w or W+."""
+        check_split_layer(layer, self.split_layers, type(self).__name__)
+        width = features.shape[1] - self.channels
+        x, image = (part.contiguous() for part in features.split([width, self.channels], 1))
+        noise = self._noise_maps(noise, None)
+        return self._synthesis(x, image, self._styles(w), noise, layer, len(self.to_rgbs) + 1)[1]
 
     def forward(
         self,
@@ -114,14 +178,5 @@ class StyleGAN2Generator(nn.Module):
             if truncation_latent is None:
                 raise ValueError("truncation != 1 needs truncation_latent, e.g. mean_latent(4096)")
             styles = truncation_latent + truncation * (styles - truncation_latent)
-        if noise is None:
-            noise = self._noise_maps(self.training if randomize_noise is None else randomize_noise)
-        if len(noise) != self.num_layers:
-            raise ValueError(f"expected {self.num_layers} noise maps, got {len(noise)}")
-        x = self.conv1(self.input(styles.shape[0]), styles[:, 0], noise[0])
-        image = self.to_rgb1(x, styles[:, 1])
-        for k, to_image in enumerate(self.to_rgbs):
-            x = self.convs[2 * k](x, styles[:, 2 * k + 1], noise[2 * k + 1])
-            x = self.convs[2 * k + 1](x, styles[:, 2 * k + 2], noise[2 * k + 2])
-            image = to_image(x, styles[:, 2 * k + 3], image)
-        return image
+        noise = self._noise_maps(noise, randomize_noise)
+        return self._synthesis(None, None, styles, noise, 0, len(self.to_rgbs) + 1)[1]

@@ -1,0 +1,40 @@
+"""Adam on free tensors with the projector's learning-rate ramp: the loop that multi-code
+inversion and the self-expressive layer of PmSFC share."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+
+from invgan.inversion.schedule import ramped_learning_rate
+
+
+def adam_descent(
+    params: Sequence[torch.Tensor],
+    loss: Callable[[int], torch.Tensor],
+    steps: int,
+    lr: float,
+    lr_rampup: float = 0.05,
+    lr_rampdown: float = 0.25,
+    betas: tuple[float, float] = (0.9, 0.999),
+) -> None:
+    """Minimise `loss(step).sum()` over `params` (updated in place) for `steps` Adam steps.
+
+    Gradients are taken for `params` only, so nothing accumulates in the frozen networks the
+    loss runs through; a tensor the loss does not use gets a zero gradient and stays put.
+    """
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    for tensor in params:
+        tensor.requires_grad_(True)
+    optimizer = torch.optim.Adam(params, lr=lr, betas=tuple(betas))
+    for step in range(steps):
+        for group in optimizer.param_groups:
+            group["lr"] = ramped_learning_rate(step, steps, lr, lr_rampup, lr_rampdown)
+        grads = torch.autograd.grad(loss(step).sum(), params, allow_unused=True)
+        for tensor, grad in zip(params, grads, strict=True):
+            tensor.grad = torch.zeros_like(tensor) if grad is None else grad
+        optimizer.step()
+    for tensor in params:
+        tensor.requires_grad_(False)
