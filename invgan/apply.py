@@ -1,12 +1,15 @@
 """Run an application of inversion on real images with a trained checkpoint.
 
-    python -m invgan.apply application=tiled_reconstruction ckpt_path=<run>/checkpoints/last.ckpt \
-        inputs=<image or folder>
+    python -m invgan.apply application=<name> ckpt_path=<run>/checkpoints/last.ckpt \
+        inputs=<image or folder> [inversion=<method>]
 
-Applications (`conf/application/`): tiled_reconstruction, deblur, frame_interpolation. The
-images are inverted by the method of `conf/inversion/` (`inversion=encoder` by default: the
-model's own encoder; `optimization`, `hybrid` and `domain_regularized` work too). Outputs (PNG
-grids and the latent codes as .pt) go to the run directory, logs/apply/runs/<date_time>/.
+Applications (`conf/application/`, documented with examples in `docs/applications.md`):
+tiled_reconstruction, deblur, frame_interpolation (images of any size, inverted patch by
+patch); interpolation, style_mixing, inpainting, merging, attribute_editing, subspace_swap
+(whole images at the generator's resolution). The images are inverted by the method of
+`conf/inversion/` (`inversion=encoder` by default: the model's own encoder; `optimization`,
+`hybrid`, `domain_regularized`, `mganprior` and `pmsfc` work too). Outputs (PNG grids and the
+latent codes as .pt) go to the run directory, logs/apply/runs/<date_time>/.
 """
 
 from __future__ import annotations

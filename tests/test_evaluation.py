@@ -139,7 +139,10 @@ def test_ddp_sim_evaluation_equals_one_process(face_generator_checkpoint, tmp_pa
     assert set(two["metrics"]) == set(one["metrics"])
     for name, entry in one["metrics"].items():
         if name != "test/reconstruction_seconds_per_image":
-            assert two["metrics"][name]["value"] == pytest.approx(entry["value"], rel=1e-9), name
+            # FID of 12 samples takes the square root of a rank-11 covariance product: it
+            # magnifies the float64 round-off of summing features in another order.
+            rel = 1e-7 if "fid" in name else 1e-9
+            assert two["metrics"][name]["value"] == pytest.approx(entry["value"], rel=rel), name
             assert two["metrics"][name]["count"] == entry["count"], name
     assert one["metrics"]["test/rand_fid_12"]["count"] == 12
     assert one["metrics"]["test/mae"]["count"] == 20

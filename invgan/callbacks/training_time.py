@@ -7,6 +7,8 @@ from typing import Any
 
 import pytorch_lightning as pl
 
+from invgan.utils.log_steps import logs_this_step
+
 
 class TrainingTimeCallback(pl.Callback):
     """Logs `time/train_seconds` (fit wall-clock time, validation excluded) and
@@ -38,6 +40,8 @@ class TrainingTimeCallback(pl.Callback):
         self._train_seconds += elapsed
         images = batch[0] if isinstance(batch, list | tuple) else batch
         self._images += images.shape[0]
+        if not logs_this_step(trainer, batch_idx):
+            return
         logged = {"on_step": True, "on_epoch": False, "batch_size": images.shape[0]}
         pl_module.log("time/train_seconds", self._train_seconds, **logged)
         # On the progress bar beside the main losses; per process under DDP.

@@ -144,6 +144,8 @@ class InDomainEncoderModule(EncoderModule):
             opt_e.step()
             opt_d.step()
 
+        if not self.logs_this_step(batch_idx):
+            return
         logs = {f"train/loss_{name}": value.detach() for name, value in losses.items()}
         logs["train/mae"] = (real - reconstruction).abs().mean().detach()
         self.log_dict(logs, on_step=True, on_epoch=False, batch_size=real.shape[0])

@@ -286,6 +286,8 @@ class InvGANModule(NonFiniteGuardModule):
                 opt_d.step()
                 self.update_ema_networks()
             self.iteration += 1
+        if not self.logs_this_step(batch_idx):
+            return
         n = real.shape[0]
         logs = {f"train/loss_{name}": value.detach() for name, value in losses.items()}
         logs["train/mae"] = (real - reconstruction).abs().mean().detach()

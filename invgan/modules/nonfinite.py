@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from invgan.modules.gradient_sync import average_gradients, stop_reducer_sync
+from invgan.utils.log_steps import logs_this_step
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,10 @@ class NonFiniteGuardModule(pl.LightningModule):
         epoch's last)."""
         last_of_epoch = batch_idx + 1 == self.trainer.num_training_batches
         return (batch_idx + 1) % self.micro_batches == 0 or last_of_epoch
+
+    def logs_this_step(self, batch_idx: int) -> bool:
+        """Whether this training batch's values are logged (`invgan.utils.log_steps`)."""
+        return logs_this_step(self.trainer, batch_idx)
 
     def manual_backward(self, loss: torch.Tensor, *args: Any, **kwargs: Any) -> None:
         """Backward of `loss` divided by the micro-batches of an iteration, so that accumulated

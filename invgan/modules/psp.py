@@ -126,11 +126,13 @@ class PSPModule(EncoderModule):
         losses = self.losses(real, fake, codes)
         total = sum(self.loss_weights[name] * value for name, value in losses.items())
         self._step_losses = {name: value.detach() for name, value in losses.items()}
-        logs = {f"train/loss_{name}": value for name, value in self._step_losses.items()}
-        logs["train/loss"] = total.detach()
-        logs["train/mae"] = (real - fake).abs().mean().detach()
-        self.log_dict(logs, on_step=True, on_epoch=False, batch_size=real.shape[0])
-        self.log("mae", logs["train/mae"], prog_bar=True, logger=False, batch_size=real.shape[0])
+        if self.logs_this_step(batch_idx):
+            logs = {f"train/loss_{name}": value for name, value in self._step_losses.items()}
+            logs["train/loss"] = total.detach()
+            logs["train/mae"] = (real - fake).abs().mean().detach()
+            batch_size = real.shape[0]
+            self.log_dict(logs, on_step=True, on_epoch=False, batch_size=batch_size)
+            self.log("mae", logs["train/mae"], prog_bar=True, logger=False, batch_size=batch_size)
         return total
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
