@@ -10,10 +10,12 @@
 
 Both training phases get the same fixed batch, held on the device. Each phase runs in a fresh
 process, so the peak memory reported is that phase's own (resident set size; on CUDA also the
-peak allocated by PyTorch). Usage (any train.py overrides; the recipe must be InvGAN):
+peak allocated by PyTorch). The two training phases alternate `--repeats` times and each
+reports its median, so that drifts of the machine's speed hit both alike. Usage (any train.py
+overrides; the recipe must be InvGAN):
 
-    python benchmarks/training_speed.py [--iterations 200] [--warmup 20] [--out DIR] \
-        [experiment=mnist_dcgan_invgan trainer.accelerator=cpu data.num_workers=2 ...]
+    python benchmarks/training_speed.py [--iterations 200] [--warmup 20] [--repeats 3] \
+        [--out DIR] [experiment=mnist_dcgan_invgan trainer.accelerator=cpu data.num_workers=2 ...]
 
 Writes DIR/training_speed.json and DIR/training_speed.md and prints the table.
 """
@@ -206,26 +208,35 @@ def run_phase(name: str, cfg: DictConfig, iterations: int, warmup: int) -> dict[
         return pool.apply(PHASES[name], (cfg, iterations, warmup))
 
 
+def median_run(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median images/s, with every run's images/s beside it."""
+    ordered = sorted(results, key=lambda result: result["images_per_second"])
+    median = ordered[(len(ordered) - 1) // 2]
+    return {**median, "all_images_per_second": [r["images_per_second"] for r in results]}
+
+
 def markdown(results: dict[str, Any]) -> str:
     """The results as a markdown table plus the ratios the targets are stated in."""
     phases = results["phases"]
     lines = [
-        "| phase | images/s | peak RSS (MiB) | peak CUDA allocated (MiB) |",
-        "| --- | --- | --- | --- |",
+        "| phase | images/s (median) | every run | peak RSS (MiB) | peak CUDA allocated (MiB) |",
+        "| --- | --- | --- | --- | --- |",
     ]
     for name in PHASES:
         phase = phases[name]
         cuda = phase.get("peak_cuda_allocated_mib")
+        every = ", ".join(f"{speed:.1f}" for speed in phase["all_images_per_second"])
         lines.append(
-            f"| {name} | {phase['images_per_second']:.1f} | {phase['peak_rss_mib']:.0f} "
-            f"| {'-' if cuda is None else f'{cuda:.0f}'} |"
+            f"| {name} | {phase['images_per_second']:.1f} | {every} | "
+            f"{phase['peak_rss_mib']:.0f} | {'-' if cuda is None else f'{cuda:.0f}'} |"
         )
     lines += [
         "",
         f"- Lightning / plain loop: **{results['lightning_over_plain']:.3f}x** (target >= 0.95)",
         f"- loader / model (plain loop): **{results['loader_over_model']:.1f}x** (target > 1: "
         "the loader is never the bottleneck)",
-        f"- {results['iterations']} timed iterations after {results['warmup']} warm-up, batch "
+        f"- {results['iterations']} timed iterations after {results['warmup']} warm-up (training "
+        f"phases alternated {results['repeats']} times), batch "
         f"{results['batch_size']}, device {results['device']}, torch {results['torch']}, "
         f"{results['threads']} threads",
         f"- overrides: `{' '.join(results['overrides']) or '(defaults)'}`",
@@ -238,11 +249,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--iterations", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path("logs/benchmarks/training_speed"))
     args, overrides = parser.parse_known_args()
     with initialize_config_dir(str(REPO_ROOT / "conf"), version_base="1.3"):
         cfg = compose("train", overrides=[*overrides, f"paths.output_dir={args.out / 'run'}"])
-    phases = {name: run_phase(name, cfg, args.iterations, args.warmup) for name in PHASES}
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in PHASES}
+    for _ in range(args.repeats):
+        for name in ("plain", "lightning"):
+            runs[name].append(run_phase(name, cfg, args.iterations, args.warmup))
+    runs["loader"].append(run_phase("loader", cfg, args.iterations, args.warmup))
+    phases = {name: median_run(results) for name, results in runs.items()}
     results = {
         "phases": phases,
         "lightning_over_plain": phases["lightning"]["images_per_second"]
@@ -251,6 +268,7 @@ def main() -> None:
         / phases["plain"]["images_per_second"],
         "iterations": args.iterations,
         "warmup": args.warmup,
+        "repeats": args.repeats,
         "batch_size": int(cfg.data.batch_size),
         "device": str(device_of(cfg)),
         "torch": torch.__version__,
