@@ -97,7 +97,9 @@ def psp_module(nonfinite: str) -> PSPModule:
     return PSPModule(frozen_face_generator(), encoder, ADAM, lpips_weight=0.0, nonfinite=nonfinite)
 
 
-def indomain_module(nonfinite: str) -> InDomainEncoderModule:
+def indomain_module(
+    nonfinite: str = "stop", optimizer: Any = ADAM, r1_gamma: float = 10.0
+) -> InDomainEncoderModule:
     """Tiny in-domain encoder and discriminator on 3-channel 16-px images."""
     return InDomainEncoderModule(
         frozen_face_generator(),
@@ -106,8 +108,9 @@ def indomain_module(nonfinite: str) -> InDomainEncoderModule:
             w_dim=1, resolution=16, channel_multiplier=1, channel_base=256, channel_max=16
         ),
         MeanAbsoluteDistance,
-        ADAM,
-        ADAM,
+        optimizer,
+        optimizer,
+        r1_gamma=r1_gamma,
         nonfinite=nonfinite,
     )
 

@@ -17,13 +17,11 @@ from invgan.modules.indomain import InDomainEncoderModule
 from invgan.modules.invgan import InvGANModule
 from invgan.modules.invgan_loss_config import InvGANLossConfig
 from invgan.nn.dcgan import DCGANDiscriminator, DCGANGenerator
-from invgan.nn.encoders.indomain import InDomainEncoder
 from invgan.nn.mapping import MappingMLP
-from invgan.nn.stylegan2.discriminator import StyleGAN2Discriminator
 from invgan.training import gradient_accumulation, train
 from invgan.utils.checkpoint import load_checkpoint
+from tests import test_faults
 from tests.conftest import bare_cpu_trainer
-from tests.test_faults import MeanAbsoluteDistance, frozen_face_generator
 
 # Plain SGD: an update is -lr * gradient, so updates add up the way gradients do.
 SGD = functools.partial(torch.optim.SGD, lr=0.05)
@@ -43,18 +41,8 @@ def invgan_module(r1_gamma: float = 1.0) -> InvGANModule:
 
 
 def indomain_module() -> InDomainEncoderModule:
-    """Tiny in-domain encoder and discriminator on 3-channel 16-px images."""
-    return InDomainEncoderModule(
-        frozen_face_generator(),
-        functools.partial(InDomainEncoder, base_width=4, max_width=8),
-        StyleGAN2Discriminator(
-            w_dim=1, resolution=16, channel_multiplier=1, channel_base=256, channel_max=16
-        ),
-        MeanAbsoluteDistance,
-        SGD,
-        SGD,
-        r1_gamma=1.0,
-    )
+    """The fault tests' tiny in-domain recipe, with plain SGD and R1 at iteration 0."""
+    return test_faults.indomain_module(optimizer=SGD, r1_gamma=1.0)
 
 
 class SeedEachBatch(pl.Callback):

@@ -29,8 +29,7 @@ import torch
 from invgan.inversion.adam_descent import adam_descent
 from invgan.inversion.feature_composition import ChannelWeightedSum, SubspaceComposition
 from invgan.inversion.latent_spaces import build_space
-from invgan.inversion.optimization import _perceptual_distance
-from invgan.losses.perceptual import PerceptualDistance
+from invgan.losses.perceptual import PerceptualDistance, loss_perceptual_distance
 from invgan.nn.split import check_split_layer
 
 TAIL_CODES = ("optimize", "mean")
@@ -98,9 +97,9 @@ class MultiCodeInversion:
                 layer, self.generator.split_layers, type(self.generator.generator).__name__
             )
             self.space = build_space(space, self.generator)
-            self.lpips = _perceptual_distance(lpips, lpips_weight)
-            if self.lpips is not None:
-                self.lpips.to(self.generator.latent_avg.device)
+            self.lpips = loss_perceptual_distance(
+                lpips, lpips_weight, self.generator.latent_avg.device
+            )
             with torch.no_grad():
                 average = self.generator.latent_avg[None]
                 self.channels = self.generator.features(average, self.layer).shape[1]

@@ -32,7 +32,7 @@ import torch
 from invgan.inversion.latent_spaces import build_space
 from invgan.inversion.noise_regularization import noise_regularization, normalize_noise_
 from invgan.inversion.schedule import ramped_learning_rate
-from invgan.losses.perceptual import PerceptualDistance
+from invgan.losses.perceptual import PerceptualDistance, loss_perceptual_distance
 
 INITS = ("mean", "encoder", "random")
 
@@ -46,19 +46,6 @@ class Inversion(NamedTuple):
     noise: list[torch.Tensor] | None
     loss: torch.Tensor
     variable: torch.Tensor
-
-
-def _perceptual_distance(
-    lpips: PerceptualDistance | Mapping[str, Any] | None, weight: float
-) -> PerceptualDistance | None:
-    """The LPIPS module the loss needs (built from `net`/`weights_path`/`resize` options)."""
-    if weight == 0:
-        return None
-    if lpips is None:
-        raise ValueError("lpips_weight > 0 needs lpips options (net, weights_path, resize)")
-    if isinstance(lpips, PerceptualDistance):
-        return lpips
-    return PerceptualDistance(**lpips)
 
 
 class LatentOptimization:
@@ -110,9 +97,9 @@ class LatentOptimization:
         with torch.inference_mode(False):
             self.generator = model.frozen_generator()
             self.space = build_space(space, self.generator)
-            self.lpips = _perceptual_distance(lpips, lpips_weight)
-            if self.lpips is not None:
-                self.lpips.to(self.generator.latent_avg.device)
+            self.lpips = loss_perceptual_distance(
+                lpips, lpips_weight, self.generator.latent_avg.device
+            )
         self.steps = steps
         self.lr = lr
         self.lr_rampup = lr_rampup

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import lpips
 import torch
@@ -92,3 +94,18 @@ class PerceptualDistance(nn.Module):
         if images.shape != other.shape:
             raise ValueError(f"shapes differ: {tuple(images.shape)} and {tuple(other.shape)}")
         return self.lpips(self._prepare(images), self._prepare(other)).flatten()
+
+
+def loss_perceptual_distance(
+    options: PerceptualDistance | Mapping[str, Any] | None, weight: float, device: torch.device
+) -> PerceptualDistance | None:
+    """The LPIPS distance an optimisation loss weighs by `weight`, on `device`: None when the
+    weight is 0 (the network is never built), else built from `net`/`weights_path`/`resize`
+    options (or given ready)."""
+    if weight == 0:
+        return None
+    if options is None:
+        raise ValueError("lpips_weight > 0 needs lpips options (net, weights_path, resize)")
+    if not isinstance(options, PerceptualDistance):
+        options = PerceptualDistance(**options)
+    return options.to(device)
