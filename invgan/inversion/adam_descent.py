@@ -1,5 +1,5 @@
-"""Adam on free tensors with the projector's learning-rate ramp: the loop that multi-code
-inversion and the self-expressive layer of PmSFC share."""
+"""Adam on free tensors with the projector's learning-rate ramp: the loop that latent
+optimisation, multi-code inversion and the self-expressive layer of PmSFC share."""
 
 from __future__ import annotations
 
@@ -18,11 +18,14 @@ def adam_descent(
     lr_rampup: float = 0.05,
     lr_rampdown: float = 0.25,
     betas: tuple[float, float] = (0.9, 0.999),
+    after_step: Callable[[], None] | None = None,
 ) -> None:
-    """Minimise `loss(step).sum()` over `params` (updated in place) for `steps` Adam steps.
+    """Minimise `loss(step).sum()` over `params` (updated in place) for `steps` Adam steps,
+    calling `after_step` after each (e.g. to renormalise noise maps).
 
     Gradients are taken for `params` only, so nothing accumulates in the frozen networks the
-    loss runs through; a tensor the loss does not use gets a zero gradient and stays put.
+    loss runs through (an encoder in the loss may keep trainable weights); a tensor the loss
+    does not use gets a zero gradient and stays put.
     """
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
@@ -36,5 +39,7 @@ def adam_descent(
         for tensor, grad in zip(params, grads, strict=True):
             tensor.grad = torch.zeros_like(tensor) if grad is None else grad
         optimizer.step()
+        if after_step is not None:
+            after_step()
     for tensor in params:
         tensor.requires_grad_(False)

@@ -29,9 +29,9 @@ from typing import Any, NamedTuple
 
 import torch
 
+from invgan.inversion.adam_descent import adam_descent
 from invgan.inversion.latent_spaces import build_space
 from invgan.inversion.noise_regularization import noise_regularization, normalize_noise_
-from invgan.inversion.schedule import ramped_learning_rate
 from invgan.losses.perceptual import PerceptualDistance, loss_perceptual_distance
 
 INITS = ("mean", "encoder", "random")
@@ -204,26 +204,23 @@ class LatentOptimization:
         """Adam on the variable (and noise maps) from `start` for `steps` steps."""
         variable = start.clone()
         noise = self._initial_noise(images.shape[0])
-        params = [variable, *(noise or [])]
-        for tensor in params:
-            tensor.requires_grad_(True)
-        optimizer = torch.optim.Adam(params, lr=self.lr, betas=self.betas)
-        for step in range(self.steps):
-            for group in optimizer.param_groups:
-                group["lr"] = ramped_learning_rate(
-                    step, self.steps, self.lr, self.lr_rampup, self.lr_rampdown
-                )
-            loss = self.losses(images, variable, noise, mask)
+
+        def loss(step: int) -> torch.Tensor:
+            total = self.losses(images, variable, noise, mask)
             if noise is not None and self.noise_weight:
-                loss = loss + self.noise_weight * noise_regularization(noise)
-            # Gradients for the optimised tensors only: nothing accumulates in the model's
-            # parameters (the encoder of the domain term keeps requires_grad=True weights).
-            grads = torch.autograd.grad(loss.sum(), params)
-            for tensor, grad in zip(params, grads, strict=True):
-                tensor.grad = grad
-            optimizer.step()
-            if noise is not None:
-                normalize_noise_(noise)
+                total = total + self.noise_weight * noise_regularization(noise)
+            return total
+
+        adam_descent(
+            [variable, *(noise or [])],
+            loss,
+            self.steps,
+            self.lr,
+            self.lr_rampup,
+            self.lr_rampdown,
+            self.betas,
+            after_step=None if noise is None else lambda: normalize_noise_(noise),
+        )
         with torch.no_grad():
             final = self.losses(images, variable, noise, mask)
             codes = self.space.to_codes(variable)
