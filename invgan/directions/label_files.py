@@ -4,6 +4,7 @@ or CelebA's `list_attr_celeba.txt` (+1 / -1 columns)."""
 from __future__ import annotations
 
 import csv
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -82,7 +83,7 @@ def _existing(
     return [paths[i] for i in kept], [values[i] for i in kept]
 
 
-class _LabelFile:
+class _LabelFile(ABC):
     """A label file beside a folder of images; subclasses read (names, values)."""
 
     def __init__(
@@ -106,9 +107,9 @@ class _LabelFile:
         self.seed = seed
         self.on_missing = on_missing
 
+    @abstractmethod
     def read(self) -> tuple[list, list]:
         """(file names relative to the image folder, attribute values)."""
-        raise NotImplementedError
 
     def load(self, channels: int, resolution: int) -> LabelledImages:
         """A class-balanced draw of the labelled images, resized to the generator's size."""

@@ -4,10 +4,13 @@ optimisation, multi-code inversion and the self-expressive layer of PmSFC share.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import torch
 
 from invgan.inversion.schedule import ramped_learning_rate
+
+Result = TypeVar("Result")
 
 
 def adam_descent(
@@ -43,3 +46,21 @@ def adam_descent(
             after_step()
     for tensor in params:
         tensor.requires_grad_(False)
+
+
+def optimize_in_chunks(
+    optimize: Callable[..., Result], size: int | None, *batches: torch.Tensor | None
+) -> list[Result]:
+    """`optimize(*chunk)` on `size` images of every batch at a time (all of them when None);
+    a None batch (e.g. no mask) stays None in every chunk.
+
+    Evaluation runs under no_grad or inference mode; the optimiser needs autograd, and
+    inference tensors cannot be saved for backward, hence autograd on and the clones.
+    """
+    count = next(batch for batch in batches if batch is not None).shape[0]
+    starts = range(0, count, size or count)
+    with torch.inference_mode(False), torch.enable_grad():
+        return [
+            optimize(*(None if b is None else b[s : s + (size or count)].clone() for b in batches))
+            for s in starts
+        ]

@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-from invgan.inversion.adam_descent import adam_descent
+from invgan.inversion.adam_descent import adam_descent, optimize_in_chunks
 from invgan.inversion.feature_composition import ChannelWeightedSum, SubspaceComposition
 from invgan.inversion.latent_spaces import build_space
 from invgan.losses.perceptual import PerceptualDistance, loss_perceptual_distance
@@ -141,11 +141,7 @@ class MultiCodeInversion:
 
     def invert(self, images: torch.Tensor) -> MultiCodes:
         """Optimised codes of images in [-1, 1], `batch_size` images at a time."""
-        size = self.batch_size or images.shape[0]
-        # Evaluation runs under no_grad or inference_mode; the optimiser needs autograd, and
-        # inference tensors cannot be saved for backward, hence the clone.
-        with torch.inference_mode(False), torch.enable_grad():
-            parts = [self._optimize(part.clone()) for part in images.split(size)]
+        parts = optimize_in_chunks(self._optimize, self.batch_size, images)
         return MultiCodes(*(torch.cat(field) for field in zip(*parts, strict=True)))
 
     # ---------------------------------------------------------------- generation

@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-from invgan.inversion.adam_descent import adam_descent
+from invgan.inversion.adam_descent import adam_descent, optimize_in_chunks
 from invgan.inversion.latent_spaces import build_space
 from invgan.inversion.noise_regularization import noise_regularization, normalize_noise_
 from invgan.losses.perceptual import PerceptualDistance, loss_perceptual_distance
@@ -136,19 +136,9 @@ class LatentOptimization:
         `mask` (N, 1, H, W), 1 on known and 0 on unknown pixels, fits the known pixels only
         (see the module docstring); None fits every pixel.
         """
-        size = self.batch_size or images.shape[0]
         if mask is not None:
             images = known_pixels(images, mask)
-        masks = [None] * len(images.split(size)) if mask is None else mask.split(size)
-        # Evaluation runs under no_grad or inference_mode; the optimiser needs autograd, and
-        # inference tensors cannot be saved for backward, hence the clones.
-        with torch.inference_mode(False), torch.enable_grad():
-            chunks = [
-                self._best_of_restarts(
-                    part.clone(), None if part_mask is None else part_mask.clone()
-                )
-                for part, part_mask in zip(images.split(size), masks, strict=True)
-            ]
+        chunks = optimize_in_chunks(self._best_of_restarts, self.batch_size, images, mask)
         noise = None
         if chunks[0].noise is not None:
             noise = [torch.cat(maps) for maps in zip(*(c.noise for c in chunks), strict=True)]
