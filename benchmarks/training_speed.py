@@ -44,7 +44,11 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from invgan.modules.invgan import InvGANModule  # noqa: E402
 from invgan.utils.images import to_signed_range  # noqa: E402
-from invgan.utils.instantiate import instantiate_callbacks, instantiate_datamodule  # noqa: E402
+from invgan.utils.instantiate import (  # noqa: E402
+    instantiate_callbacks,
+    instantiate_datamodule,
+    instantiate_loggers,
+)
 
 # Callbacks that write files at intervals: left out, their cost depends on the interval.
 INTERVAL_IO_CALLBACKS = ("model_checkpoint", "last_checkpoint", "image_grids")
@@ -157,7 +161,7 @@ def time_lightning(cfg: DictConfig, iterations: int, warmup: int) -> dict[str, A
         for name in INTERVAL_IO_CALLBACKS:
             cfg.callbacks.pop(name, None)
     clock = IterationClock(warmup, device)
-    loggers = [hydra.utils.instantiate(c) for c in cfg.get("logger", {}).values() if c]
+    loggers = instantiate_loggers(cfg.get("logger"))
     trainer = hydra.utils.instantiate(
         cfg.trainer,
         callbacks=[*instantiate_callbacks(cfg.callbacks), clock],
