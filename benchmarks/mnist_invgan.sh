@@ -2,6 +2,7 @@
 # MNIST InvGAN benchmark (issue: the paper's Table 1 "DCGAN, MNIST" row within 30 minutes of
 # training): train, evaluate snapshots for MAE/FID-vs-time curves, evaluate the final model.
 # Usage: INVGAN_DATA_DIR=../shared/data INVGAN_INCEPTION_WEIGHTS=<file> \
+#        INVGAN_LPIPS_ALEX_WEIGHTS=<file> INVGAN_LPIPS_VGG_WEIGHTS=<file> \
 #        bash benchmarks/mnist_invgan.sh [run_dir] [real_count]
 # real_count: training images for the FID reference statistics (default: all 60,000).
 set -euo pipefail
@@ -22,8 +23,10 @@ for ckpt in "$RUN"/snapshots/*.ckpt; do
   name=$(basename "$ckpt" .ckpt)
   python evaluate.py ckpt_path="$ckpt" hydra.run.dir="$RUN/eval/$name" \
     metrics.fid.real_count="$REAL_COUNT" "metrics.fid.which=[rand_fid,ts_rec_fid]" \
-    metrics.runtime.enabled=false
+    metrics.runtime.enabled=false metrics.lpips.enabled=false metrics.kid.enabled=false
 done
+# KID keeps every real feature row (not just moments): 2,000 training images, about 5 minutes
+# of Inception on the CPU.
 python evaluate.py ckpt_path="$RUN/checkpoints/last.ckpt" hydra.run.dir="$RUN/eval/final" \
-  metrics.fid.real_count="$REAL_COUNT"
+  metrics.fid.real_count="$REAL_COUNT" metrics.kid.real_count=2000
 python benchmarks/summarize.py "$RUN"
