@@ -1,7 +1,8 @@
 """Training speed of the InvGAN recipe, side by side in one run:
 
 - plain: a bare PyTorch loop over the module's networks and losses (`backward_iteration`),
-  plain optimizers and the EMA update; no Trainer, logging or checks;
+  plain optimizers and the EMA update, under the autocast of the configured precision; no
+  Trainer, logging or checks;
 - lightning: the same module fitted by the configured Lightning Trainer, with the configured
   logger and callbacks except the interval I/O ones (checkpoints, image grids), so the cost of
   the framework (loop, logging, non-finite guard, progress bar, timing) is what differs;
@@ -62,6 +63,22 @@ def device_of(cfg: DictConfig) -> torch.device:
     return torch.device("cpu")
 
 
+# Trainer precisions the plain loop reproduces, and the autocast dtype of each (None: off).
+PLAIN_LOOP_AUTOCAST = {"32-true": None, "32": None, "bf16-mixed": torch.bfloat16}
+
+
+def plain_loop_autocast(cfg: DictConfig, device: torch.device) -> torch.autocast:
+    """The autocast that Lightning applies around training steps at the configured precision."""
+    precision = str(cfg.trainer.precision)
+    if precision not in PLAIN_LOOP_AUTOCAST:
+        raise SystemExit(
+            f"the plain loop reproduces trainer.precision {sorted(PLAIN_LOOP_AUTOCAST)}, "
+            f"not {precision!r}; pass one of those"
+        )
+    dtype = PLAIN_LOOP_AUTOCAST[precision]
+    return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
+
+
 def synchronize(device: torch.device) -> None:
     """Wait for queued device work, so that wall-clock times cover it."""
     if device.type == "cuda":
@@ -108,7 +125,8 @@ def time_plain_loop(cfg: DictConfig, iterations: int, warmup: int) -> dict[str, 
             start = time.perf_counter()
         for optimizer in optimizers:
             optimizer.zero_grad(set_to_none=True)
-        module.backward_iteration(real, lambda loss, **options: loss.backward(**options))
+        with plain_loop_autocast(cfg, device):
+            module.backward_iteration(real, lambda loss, **options: loss.backward(**options))
         for optimizer in optimizers:
             optimizer.step()
         module.update_ema_networks()

@@ -41,3 +41,22 @@ def test_mapping_depth():
 def test_resolution_that_does_not_divide_is_rejected(resolution, num_scales):
     with pytest.raises(ValueError, match="resolution"):
         DCGANGenerator(8, resolution, 1, num_scales=num_scales)
+
+
+def test_discriminator_convs_per_scale():
+    shallow = DCGANDiscriminator(10, 28, 1, base_width=8, latent_hidden_dim=16)
+    deep = DCGANDiscriminator(10, 28, 1, base_width=8, latent_hidden_dim=16, convs_per_scale=3)
+    for block in deep.blocks:
+        convs = [m for m in block if isinstance(m, torch.nn.Conv2d)]
+        assert [c.stride for c in convs] == [(2, 2), (1, 1), (1, 1)]
+    # The default is DCGAN's trunk with the parameter names of checkpoints written before the
+    # option existed.
+    assert {k for k in shallow.state_dict() if k.startswith("blocks.")} == {
+        f"blocks.{i}.0.{p}" for i in range(2) for p in ("weight", "bias")
+    }
+    images = torch.randn(3, 1, 28, 28)
+    out = deep(images)
+    assert [f.shape[1:] for f in out.features] == [(8, 14, 14), (16, 7, 7)]
+    assert out.latents.shape == (3, 10)
+    with pytest.raises(ValueError, match="convs_per_scale"):
+        DCGANDiscriminator(10, 28, 1, convs_per_scale=0)

@@ -96,9 +96,12 @@ class DCGANGenerator(nn.Module):
 class DCGANDiscriminator(nn.Module):
     """Image -> (real/fake logit, inferred w, features) with a shared strided-conv trunk.
 
-    The two heads branch from the trunk's features rather than one being derived from the
-    other: deriving the real/fake decision from the inferred code would force real and
-    generated codes to be linearly separable (InvGAN paper, Section 3.2).
+    Each scale is one 4x4 stride-2 convolution followed by `convs_per_scale - 1` 3x3
+    convolutions at the new size (DCGAN's trunk is `convs_per_scale=1`); the extra ones add
+    depth at little cost, the trunk being far smaller than the generator. The two heads
+    branch from the trunk's features rather than one being derived from the other: deriving
+    the real/fake decision from the inferred code would force real and generated codes to be
+    linearly separable (InvGAN paper, Section 3.2).
     """
 
     def __init__(
@@ -109,19 +112,23 @@ class DCGANDiscriminator(nn.Module):
         base_width: int = 64,
         num_scales: int = 2,
         latent_hidden_dim: int = 256,
+        convs_per_scale: int = 1,
     ) -> None:
         super().__init__()
+        if convs_per_scale < 1:
+            raise ValueError(
+                f"convs_per_scale must be at least 1 (the strided convolution), got {convs_per_scale}"
+            )
         self.w_dim = w_dim
         self.base_size = _check_resolution(resolution, num_scales)
         blocks = []
         in_width = channels
         for i in range(num_scales):
             width = base_width * 2**i
+            layers = [nn.Conv2d(in_width, width, 4, stride=2, padding=1)]
+            layers += [nn.Conv2d(width, width, 3, padding=1) for _ in range(convs_per_scale - 1)]
             blocks.append(
-                nn.Sequential(
-                    nn.Conv2d(in_width, width, 4, stride=2, padding=1),
-                    nn.LeakyReLU(0.2, inplace=True),
-                )
+                nn.Sequential(*(m for conv in layers for m in (conv, nn.LeakyReLU(0.2, True))))
             )
             in_width = width
         self.blocks = nn.ModuleList(blocks)
