@@ -117,7 +117,8 @@ class DCGANDiscriminator(nn.Module):
         super().__init__()
         if convs_per_scale < 1:
             raise ValueError(
-                f"convs_per_scale must be at least 1 (the strided convolution), got {convs_per_scale}"
+                "convs_per_scale must be at least 1 (the strided convolution), "
+                f"got {convs_per_scale}"
             )
         self.w_dim = w_dim
         self.base_size = _check_resolution(resolution, num_scales)
