@@ -3,11 +3,12 @@
 # training): train, evaluate snapshots for MAE/FID-vs-time curves, evaluate the final model.
 # Usage: INVGAN_DATA_DIR=../shared/data INVGAN_INCEPTION_WEIGHTS=<file> \
 #        INVGAN_LPIPS_ALEX_WEIGHTS=<file> INVGAN_LPIPS_VGG_WEIGHTS=<file> \
-#        bash benchmarks/mnist_invgan.sh [run_dir] [real_count]
+#        bash benchmarks/mnist_invgan.sh [run_dir] [real_count] [train.py overrides...]
 # real_count: training images for the FID reference statistics (default: all 60,000).
 set -euo pipefail
 RUN=${1:-logs/benchmarks/mnist_invgan}
 REAL_COUNT=${2:-null}
+shift $(($# < 2 ? $# : 2))
 SNAPSHOT_EVERY=6000  # Lightning steps = 3000 training iterations (two optimizer steps each)
 
 python train.py experiment=mnist_dcgan_invgan hydra.run.dir="$RUN" \
@@ -17,7 +18,7 @@ python train.py experiment=mnist_dcgan_invgan hydra.run.dir="$RUN" \
   +callbacks.snapshots.every_n_train_steps=$SNAPSHOT_EVERY \
   +callbacks.snapshots.save_top_k=-1 \
   +callbacks.snapshots.auto_insert_metric_name=false \
-  "+callbacks.snapshots.filename='step_{step}'"
+  "+callbacks.snapshots.filename='step_{step}'" "$@"
 
 for ckpt in "$RUN"/snapshots/*.ckpt; do
   name=$(basename "$ckpt" .ckpt)
