@@ -97,11 +97,12 @@ class DCGANDiscriminator(nn.Module):
     """Image -> (real/fake logit, inferred w, features) with a shared strided-conv trunk.
 
     Each scale is one 4x4 stride-2 convolution followed by `convs_per_scale - 1` 3x3
-    convolutions at the new size (DCGAN's trunk is `convs_per_scale=1`); the extra ones add
-    depth at little cost, the trunk being far smaller than the generator. The two heads
-    branch from the trunk's features rather than one being derived from the other: deriving
-    the real/fake decision from the inferred code would force real and generated codes to be
-    linearly separable (InvGAN paper, Section 3.2).
+    convolutions at the new size (DCGAN's trunk is `convs_per_scale=1`). An InvGAN iteration
+    runs the trunk on several batches, so each extra convolution costs training speed as well
+    as inversion time (measured in docs/benchmarks.md). The two heads branch from the trunk's
+    features rather than one being derived from the other: deriving the real/fake decision
+    from the inferred code would force real and generated codes to be linearly separable
+    (InvGAN paper, Section 3.2).
     """
 
     def __init__(
