@@ -80,6 +80,23 @@ def test_hinge_losses_hand_computed():
     assert float(generator_loss(fake, "hinge")) == pytest.approx(0.75)
 
 
+def test_adversarial_losses_of_half_precision_logits_are_float32():
+    # bf16 logits (as under bf16 autocast) give the float32 loss of their values, not a
+    # bf16-rounded one: near chance, 2 ln 2 = 1.3863 would round to 1.3828 in bf16.
+    real = torch.tensor([0.01, -0.02, 0.015], dtype=torch.bfloat16)
+    fake = torch.tensor([-0.01, 0.02, 0.005], dtype=torch.bfloat16)
+    softplus = lambda v: math.log1p(math.exp(v))  # noqa: E731
+    pairs = [(float(r), float(f)) for r, f in zip(real, fake, strict=True)]
+    expected_d = sum(softplus(-r) + softplus(f) for r, f in pairs) / 3
+    expected_g = sum(softplus(-f) for _, f in pairs) / 3
+    d_loss, g_loss = discriminator_loss(real, fake), generator_loss(fake)
+    assert d_loss.dtype == g_loss.dtype == torch.float32
+    assert float(d_loss) == pytest.approx(expected_d, rel=1e-6)
+    assert float(g_loss) == pytest.approx(expected_g, rel=1e-6)
+    hinge_d = sum(max(0.0, 1 - r) + max(0.0, 1 + f) for r, f in pairs)
+    assert float(discriminator_loss(real, fake, "hinge")) == pytest.approx(hinge_d / 3, rel=1e-6)
+
+
 def test_unknown_adversarial_kind_is_rejected():
     with pytest.raises(ValueError, match="non_saturating"):
         generator_loss(torch.zeros(2), "wasserstein")

@@ -1,4 +1,9 @@
-"""Adversarial losses (non-saturating, hinge) and the R1 gradient penalty."""
+"""Adversarial losses (non-saturating, hinge) and the R1 gradient penalty.
+
+Under bf16/fp16 autocast D's logits come out in half precision, and softplus and the mean would
+run in it too (a loss of 1.386 would log as 1.3828 or 1.3906), so the adversarial losses cast the
+logits to float32 first.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ def discriminator_loss(
 ) -> torch.Tensor:
     """Discriminator loss, minimised by D: real logits pushed up, fake logits pushed down."""
     _check_kind(kind)
+    real_logits, fake_logits = real_logits.float(), fake_logits.float()
     if kind == "hinge":
         return F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
     return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
@@ -26,6 +32,7 @@ def discriminator_loss(
 def generator_loss(fake_logits: torch.Tensor, kind: str = "non_saturating") -> torch.Tensor:
     """Generator loss, minimised by G and M: -log D(G(w)) or, for hinge, -D(G(w))."""
     _check_kind(kind)
+    fake_logits = fake_logits.float()
     if kind == "hinge":
         return -fake_logits.mean()
     return F.softplus(-fake_logits).mean()
