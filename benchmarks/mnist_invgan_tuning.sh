@@ -12,6 +12,8 @@ REAL_COUNT=${2:-10000}
 MINUTES=${3:-6}
 # Round 1 changes the optimiser and the MMD from the settings before it; round 2 changes the
 # precision and the discriminator from round 1's winner, lr5e-4_narrow_mmd (the experiment).
+# Round 3 reruns the experiment as it is (r3_baseline) and changes the balance between the
+# adversarial and the reconstruction terms.
 WIDE_MMD="model.loss.mmd_bandwidths=[0.2,0.5,1.0,2.0,5.0]"
 LR5="model.optimizer_g.lr=5e-4 model.optimizer_d.lr=5e-4"
 SETTINGS=(
@@ -26,6 +28,12 @@ SETTINGS=(
   "r2_bf16 $LR5 trainer.precision=bf16-mixed"
   "r2_bf16_d_convs2 $LR5 trainer.precision=bf16-mixed model.discriminator.convs_per_scale=2"
   "r2_bf16_d_convs3 $LR5 trainer.precision=bf16-mixed model.discriminator.convs_per_scale=3"
+  "r3_baseline"
+  "r3_adversarial_weight3 model.loss.adversarial_weight=3"
+  "r3_adversarial_weight0.3 model.loss.adversarial_weight=0.3"
+  "r3_pixel_weight0.3 model.loss.pixel_weight=0.3"
+  "r3_d_lr1e-3 model.optimizer_d.lr=1e-3"
+  "r3_hinge model.loss.adversarial=hinge"
 )
 for setting in "${SETTINGS[@]}"; do
   read -r name overrides <<<"$setting"
