@@ -21,10 +21,10 @@ import hydra
 import torch
 from hydra import compose, initialize_config_dir
 
-from invgan.evaluation.loading import build_model, restore_run_config
+from invgan.evaluation.loading import build_model, resolve_device, restore_run_config
 from invgan.losses.adversarial import discriminator_loss
 from invgan.utils.checkpoint import load_checkpoint
-from invgan.utils.images import to_signed_range
+from invgan.utils.images import batch_images, to_signed_range
 from invgan.utils.instantiate import instantiate_datamodule
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -32,10 +32,10 @@ REPORT_EVERY = 250
 HELD_OUT_BATCHES = 4
 
 
-def _images(batches):
-    """Images in [-1, 1] from a loader's batches (images or (images, labels)), forever."""
+def _images(batches, device: torch.device):
+    """Images in [-1, 1] on `device` from a loader's batches, forever."""
     for batch in itertools.cycle(batches):
-        yield to_signed_range(batch[0] if isinstance(batch, list | tuple) else batch)
+        yield to_signed_range(batch_images(batch)).to(device)
 
 
 def main(checkpoint_path: str, steps: int, lr: float, which: str) -> None:
@@ -43,17 +43,21 @@ def main(checkpoint_path: str, steps: int, lr: float, which: str) -> None:
     torch.manual_seed(0)
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose("evaluate", [f"ckpt_path={checkpoint_path}"])
+    device = resolve_device(cfg.device)
+    # The run's config, not only its weights: the probe is built from its discriminator config.
     checkpoint = load_checkpoint(checkpoint_path)
     run_cfg = restore_run_config(checkpoint, cfg)
-    model = build_model(run_cfg, checkpoint, cfg, checkpoint_path)
+    model = build_model(run_cfg, checkpoint, cfg, checkpoint_path).to(device)
     datamodule = instantiate_datamodule(run_cfg.data)
     datamodule.setup("fit")
-    probe = hydra.utils.instantiate(run_cfg.model.discriminator)
-    optimizer = hydra.utils.instantiate(run_cfg.model.optimizer_d)(params=probe.parameters())
-    for group in optimizer.param_groups:
-        group["lr"] = lr
-    train_images = _images(datamodule.train_dataloader())
-    held_out = list(itertools.islice(_images(datamodule.val_dataloader()), HELD_OUT_BATCHES))
+    probe = hydra.utils.instantiate(run_cfg.model.discriminator).to(device)
+    optimizer = hydra.utils.instantiate(run_cfg.model.optimizer_d)(
+        params=probe.parameters(), lr=lr
+    )
+    train_images = _images(datamodule.train_dataloader(), device)
+    held_out = list(
+        itertools.islice(_images(datamodule.val_dataloader(), device), HELD_OUT_BATCHES)
+    )
     held_out_samples = model.sample(256, which, torch.Generator().manual_seed(1))
     print(f"fresh {type(probe).__name__}, lr {lr}, {which} samples; chance loss 1.386")
     for step in range(steps + 1):

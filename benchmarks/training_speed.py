@@ -44,7 +44,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from invgan.modules.invgan import InvGANModule  # noqa: E402
-from invgan.utils.images import to_signed_range  # noqa: E402
+from invgan.utils.images import batch_images, to_signed_range  # noqa: E402
 from invgan.utils.instantiate import (  # noqa: E402
     instantiate_callbacks,
     instantiate_datamodule,
@@ -108,8 +108,7 @@ def fixed_batch(cfg: DictConfig, device: torch.device) -> torch.Tensor:
     datamodule = instantiate_datamodule(cfg.data)
     datamodule.setup("fit")
     batch = next(iter(datamodule.train_dataloader()))
-    images = batch[0] if isinstance(batch, list | tuple) else batch
-    return images.to(device)
+    return batch_images(batch).to(device)
 
 
 def time_plain_loop(cfg: DictConfig, iterations: int, warmup: int) -> dict[str, Any]:
@@ -212,7 +211,7 @@ def time_loader(cfg: DictConfig, iterations: int, warmup: int) -> dict[str, Any]
         except StopIteration:  # a short epoch: start another
             batches = iter(datamodule.train_dataloader())
             batch = next(batches)
-        tensor = batch[0] if isinstance(batch, list | tuple) else batch
+        tensor = batch_images(batch)
         tensor.to(device, non_blocking=True)
         if step >= warmup:
             images += tensor.shape[0]

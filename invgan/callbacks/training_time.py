@@ -7,6 +7,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 
+from invgan.utils.images import batch_images
 from invgan.utils.log_steps import logs_this_step
 
 
@@ -38,7 +39,7 @@ class TrainingTimeCallback(pl.Callback):
             return
         elapsed = time.perf_counter() - self._last_time
         self._train_seconds += elapsed
-        images = batch[0] if isinstance(batch, list | tuple) else batch
+        images = batch_images(batch)
         self._images += images.shape[0]
         if not logs_this_step(trainer, batch_idx):
             return

@@ -41,7 +41,7 @@ from invgan.metrics.kid import kernel_inception_distance
 from invgan.metrics.perceptual import PerceptualDistanceAccumulator
 from invgan.metrics.reconstruction import SSIM_WINDOW, ReconstructionErrorAccumulator
 from invgan.metrics.runtime import measure_seconds_per_item, synchronize
-from invgan.utils.images import to_signed_range
+from invgan.utils.images import batch_images, to_signed_range
 
 log = logging.getLogger(__name__)
 
@@ -113,8 +113,7 @@ class Evaluator:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(int(self.cfg.seed) + int(positions[0]) // batch_size)
                 batch = default_collate([dataset[int(index)] for index in indices])
-            images = batch[0] if isinstance(batch, list | tuple) else batch
-            yield positions, to_signed_range(images).to(self.device)
+            yield positions, to_signed_range(batch_images(batch)).to(self.device)
 
     def test_images(self, count: int | None = None, shuffle: bool = False) -> Iterator[Batch]:
         """Test images (all when `count` is None)."""

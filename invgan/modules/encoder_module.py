@@ -11,7 +11,7 @@ from torch import nn
 from invgan.modules.nonfinite import NonFiniteGuardModule
 from invgan.nn.frozen_generator import FrozenGenerator
 from invgan.utils.ema import eval_mode
-from invgan.utils.images import to_signed_range
+from invgan.utils.images import batch_images, to_signed_range
 
 # Checkpoint entry with the Hydra config of the frozen generator's networks, so that a
 # checkpoint rebuilds them without the weights file they were first loaded from.
@@ -105,7 +105,7 @@ class EncoderModule(NonFiniteGuardModule):
 
     def real_images(self, batch: Any) -> torch.Tensor:
         """A datamodule batch as images in [-1, 1]."""
-        return to_signed_range(batch[0] if isinstance(batch, list | tuple) else batch)
+        return to_signed_range(batch_images(batch))
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         """Count training iterations (image grids and schedules read `iteration`)."""

@@ -53,7 +53,7 @@ from invgan.nn.discriminator_output import DiscriminatorOutput
 from invgan.nn.frozen_generator import FrozenGenerator
 from invgan.nn.style_mixing import style_mixing
 from invgan.utils.ema import eval_mode, frozen_copy, update_ema
-from invgan.utils.images import to_signed_range
+from invgan.utils.images import batch_images, to_signed_range
 
 NETWORK_SETS = ("live", "ema")
 RECONSTRUCTION_UPDATES = ("latent_head", "discriminator")
@@ -250,8 +250,7 @@ class InvGANModule(NonFiniteGuardModule):
         return torch.cat([prior_codes, real_codes]), ~mixed
 
     def _real_images(self, batch: Any) -> torch.Tensor:
-        images = batch[0] if isinstance(batch, list | tuple) else batch
-        return to_signed_range(images)
+        return to_signed_range(batch_images(batch))
 
     def _judge_frozen(self, images: torch.Tensor) -> DiscriminatorOutput:
         """D applied with detached weights: gradients reach the input only."""

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 from torchvision.utils import make_grid, save_image
+
+
+def batch_images(batch: Any) -> torch.Tensor:
+    """The images of a datamodule batch: the batch itself, or its first element when the
+    datamodule yields (images, labels)."""
+    return batch[0] if isinstance(batch, list | tuple) else batch
 
 
 def to_signed_range(images: torch.Tensor) -> torch.Tensor:
