@@ -11,6 +11,7 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
+from invgan.callbacks.cuda_backend import CudaBackend
 from invgan.callbacks.run_config import RunConfigInCheckpoint
 from invgan.utils.checkpoint import check_resume_checkpoint
 from invgan.utils.config_checks import check_config
@@ -53,6 +54,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         check_resume_checkpoint(model, resume)
     callbacks = instantiate_callbacks(cfg.get("callbacks"))
     callbacks.append(RunConfigInCheckpoint(OmegaConf.to_yaml(cfg)))
+    callbacks.append(CudaBackend(**cfg.cuda))
     loggers = instantiate_loggers(cfg.get("logger"))
     trainer: pl.Trainer = hydra.utils.instantiate(
         cfg.trainer,

@@ -44,7 +44,10 @@ from invgan.training import train
 from invgan.utils.checkpoint import load_checkpoint
 from tests.conftest import CPU_RUN, REPO_ROOT, TINY_MODELS, bare_cpu_trainer
 
-ADAM = functools.partial(torch.optim.Adam, lr=1e-3)
+# Fused Adam skips a bad step on a device flag (no host read); the unfused one gets the
+# synchronous check. The recipes' configs use the fused one.
+ADAM = functools.partial(torch.optim.Adam, lr=1e-3, fused=True)
+OPTIMIZERS = {"fused": ADAM, "unfused": functools.partial(torch.optim.Adam, lr=1e-3)}
 BATCH = 4
 # train.py on synthetic data with the tiny DCGAN InvGAN: 4 iterations an epoch, validated after
 # each (one batch), so last.ckpt is rewritten every 4 iterations.
@@ -78,23 +81,25 @@ def frozen_face_generator() -> FrozenGenerator:
     )
 
 
-def invgan_module(nonfinite: str) -> InvGANModule:
+def invgan_module(nonfinite: str, optimizer: Any = ADAM) -> InvGANModule:
     """Tiny DCGAN InvGAN on 1-channel 16-px images."""
     return InvGANModule(
         MappingMLP(8, 8, 16),
         DCGANGenerator(8, 16, 1, base_width=4, num_scales=2),
         DCGANDiscriminator(8, 16, 1, base_width=4, num_scales=2, latent_hidden_dim=16),
         InvGANLossConfig(),
-        ADAM,
-        ADAM,
+        optimizer,
+        optimizer,
         nonfinite=nonfinite,
     )
 
 
-def psp_module(nonfinite: str) -> PSPModule:
+def psp_module(nonfinite: str, optimizer: Any = ADAM) -> PSPModule:
     """Tiny pSp (L2 loss only) on 3-channel 16-px images."""
     encoder = functools.partial(psp_encoder, blocks=[1, 1, 1, 1], base_width=8)
-    return PSPModule(frozen_face_generator(), encoder, ADAM, lpips_weight=0.0, nonfinite=nonfinite)
+    return PSPModule(
+        frozen_face_generator(), encoder, optimizer, lpips_weight=0.0, nonfinite=nonfinite
+    )
 
 
 def indomain_module(
@@ -116,7 +121,7 @@ def indomain_module(
 
 
 # Per recipe: builder, image channels, a loss function it calls once per iteration and the term
-# that function gives, and the parameter group (as `finite_step` names it) of a network.
+# that function gives, and the parameter group (as `vet_iteration` names it) of a network.
 RECIPES = {
     "invgan": (invgan_module, 1, (invgan.modules.invgan, "mmd_unbiased"), "mmd", "generator"),
     "psp": (psp_module, 3, (torch.nn.functional, "mse_loss"), "l2", "encoder"),
@@ -154,27 +159,42 @@ def loader(channels: int, batches: int = 3) -> DataLoader:
     return DataLoader(torch.rand(batches * BATCH, channels, 16, 16), batch_size=BATCH)
 
 
-def trained(module: nn.Module) -> dict[str, torch.Tensor]:
-    """Copies of the parameters (trained and frozen, EMA included)."""
-    return {name: p.detach().clone() for name, p in module.named_parameters()}
+def trained(module: nn.Module, trainer: pl.Trainer, whole: bool) -> dict[str, torch.Tensor]:
+    """Copies of the parameters (trained and frozen, EMA included); if `whole`, also of the
+    buffers (batch-norm statistics) but the iteration counter, and of the optimizers' moments
+    and step counts."""
+    if not whole:
+        return {name: p.detach().clone() for name, p in module.named_parameters()}
+    state = {
+        name: t.detach().clone() for name, t in module.state_dict().items() if name != "iteration"
+    }
+    for index, optimizer in enumerate(trainer.optimizers):
+        for number, slots in enumerate(optimizer.state.values()):
+            for slot, value in slots.items():
+                state[f"optimizer{index}.{number}.{slot}"] = value.detach().clone()
+    return state
 
 
 class ParameterChanges(pl.Callback):
-    """Records, per training batch, whether any parameter of `network` changed during it."""
+    """Records, per training batch, whether `network`'s state (`trained`) changed during it."""
 
-    def __init__(self, network: nn.Module) -> None:
+    def __init__(self, network: nn.Module, whole: bool = True) -> None:
         self.network = network
+        self.whole = whole
         self.changed: list[bool] = []
         self._before: dict[str, torch.Tensor] = {}
 
-    def on_train_batch_start(self, *args: Any) -> None:
+    def on_train_batch_start(self, trainer: pl.Trainer, *args: Any) -> None:
         """Snapshot."""
-        self._before = trained(self.network)
+        self._before = trained(self.network, trainer, self.whole)
 
-    def on_train_batch_end(self, *args: Any) -> None:
+    def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
         """Compare."""
-        after = trained(self.network)
-        self.changed.append(any(not torch.equal(v, after[k]) for k, v in self._before.items()))
+        after = trained(self.network, trainer, self.whole)
+        self.changed.append(
+            after.keys() != self._before.keys()
+            or any(not torch.equal(v, after[k]) for k, v in self._before.items())
+        )
 
 
 class InfGradientOnce(pl.Callback):
@@ -213,40 +233,55 @@ def fit(module: pl.LightningModule, channels: int, *callbacks: pl.Callback) -> N
 
 
 # ---------------------------------------------------------------- every recipe, in-process
+def build_with(recipe: str, nonfinite: str, optimizer: str) -> pl.LightningModule:
+    """The recipe's tiny module with the fused or the unfused Adam."""
+    return RECIPES[recipe][0](nonfinite, optimizer=OPTIMIZERS[optimizer])
+
+
+# With a fused optimizer the device decides and the host hears of it on the next logging step
+# (the epoch's last batch here): iteration 1 is bad, so 1 and 2 are skipped (the flag is sticky
+# under `stop`) and the run stops after batch 2. The unfused optimizer's check stops at once.
+STOPPED_STATE_CHANGES = {"fused": [True, False, False], "unfused": [True]}
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
 @pytest.mark.parametrize("recipe", RECIPES)
-def test_nan_loss_term_stops_before_any_parameter_changes(recipe, monkeypatch):
-    build, channels, (owner, name), term, _ = RECIPES[recipe]
+def test_nan_loss_term_stops_before_any_parameter_changes(recipe, optimizer, monkeypatch):
+    _, channels, (owner, name), term, _ = RECIPES[recipe]
     torch.manual_seed(0)
-    module = build("stop")
+    module = build_with(recipe, "stop", optimizer)
     monkeypatch.setattr(owner, name, nan_at_calls(getattr(owner, name), {1}))
     changes = ParameterChanges(module)
     with pytest.raises(FloatingPointError, match=f"train/loss_{term} = nan at iteration 1"):
         fit(module, channels, changes)
-    assert changes.changed == [True]  # the first iteration stepped; the second raised before
+    assert changes.changed == STOPPED_STATE_CHANGES[optimizer]
     assert state_is_finite(module.state_dict())
 
 
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
 @pytest.mark.parametrize("recipe", RECIPES)
-def test_nan_loss_term_with_skip_drops_that_step_only(recipe, monkeypatch, caplog):
-    build, channels, (owner, name), term, _ = RECIPES[recipe]
+def test_nan_loss_term_with_skip_drops_that_step_only(recipe, optimizer, monkeypatch, caplog):
+    _, channels, (owner, name), term, _ = RECIPES[recipe]
     torch.manual_seed(0)
-    module = build("skip")
+    module = build_with(recipe, "skip", optimizer)
     monkeypatch.setattr(owner, name, nan_at_calls(getattr(owner, name), {1}))
     changes = ParameterChanges(module)
     with caplog.at_level(logging.WARNING, logger="invgan.modules.nonfinite"):
         fit(module, channels, changes)
-    # Skipped: no parameter moved (EMA included), and the next iteration trained again.
+    # Skipped: nothing moved (EMA, buffers and optimizer state included), the iteration counted,
+    # and the next iteration trained again.
     assert changes.changed == [True, False, True]
     assert module.skipped_steps == 1 and int(module.iteration) == 3
     assert f"train/loss_{term} = nan at iteration 1" in caplog.text
     assert state_is_finite(module.state_dict())
 
 
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
 @pytest.mark.parametrize("recipe", RECIPES)
-def test_inf_gradient_with_finite_losses_is_detected(recipe):
-    build, channels, _, _, group = RECIPES[recipe]
+def test_inf_gradient_with_finite_losses_is_detected(recipe, optimizer):
+    _, channels, _, _, group = RECIPES[recipe]
     torch.manual_seed(0)
-    module = build("stop")
+    module = build_with(recipe, "stop", optimizer)
     parameter = next(getattr(module, group).parameters())
     with pytest.raises(FloatingPointError) as error:
         fit(module, channels, InfGradientOnce(parameter, batch=1))
@@ -272,7 +307,8 @@ def test_fp16_gradient_overflow_is_left_to_the_grad_scaler(recipe):
         enable_model_summary=False,
     )
     network = getattr(module, group)
-    changes = ParameterChanges(network)
+    # Parameters only: batch-norm statistics follow a step whose gradients overflowed.
+    changes = ParameterChanges(network, whole=False)
     trainer.callbacks.extend([changes, InfGradientOnce(next(network.parameters()), batch=1)])
     trainer.fit(module, loader(channels))
     # The scaler skipped the overflowing step of that network and lowered its scale (it may
@@ -420,11 +456,11 @@ class NaNOnRankOne(PSPModule):
     """pSp whose check sees a NaN L2 term on rank 1 only, at iteration 1: a fault local to one
     process (its gradients, which DDP averages, stay finite)."""
 
-    def finite_step(self, losses: dict[str, torch.Tensor], parameters: Any) -> bool:
+    def vet_iteration(self, losses: dict[str, torch.Tensor], *args: Any) -> torch.Tensor:
         """Poison the L2 term on rank 1, then check."""
-        if self.global_rank == 1 and int(self.iteration) == 1:
+        if self.global_rank == 1 and self.host_iteration == 1:
             losses = {**losses, "l2": losses["l2"] * math.nan}
-        return super().finite_step(losses, parameters)
+        return super().vet_iteration(losses, *args)
 
 
 @pytest.mark.slow

@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from invgan.losses.adversarial import discriminator_loss, generator_loss, r1_penalty
 from invgan.losses.mmd import mmd_unbiased
@@ -60,6 +61,65 @@ def test_mmd_gives_gradient_to_both_sets():
     y = (torch.randn(8, 4) + 2).requires_grad_(True)
     mmd_unbiased(x, y).backward()
     assert x.grad.abs().sum() > 0 and y.grad.abs().sum() > 0
+
+
+def test_mmd_with_repeated_points_matches_brute_force():
+    # Equal codes, within a set and across the sets, have distance exactly 0: the diagonal
+    # (left out) and the off-diagonal pairs (kept, kernel 1 per bandwidth) must not mix up.
+    gen = torch.Generator().manual_seed(2)
+    x = torch.randn(4, 3, generator=gen, dtype=torch.float64)
+    x[3] = x[0]
+    y = torch.cat([x[:2], torch.randn(3, 3, generator=gen, dtype=torch.float64)])
+    assert float(mmd_unbiased(x, y, BANDWIDTHS)) == pytest.approx(brute_force_mmd(x, y), rel=1e-9)
+
+
+def test_mmd_gradient_matches_finite_differences():
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(4, 3, generator=gen, dtype=torch.float64, requires_grad=True)
+    y = torch.randn(3, 3, generator=gen, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, b: mmd_unbiased(a, b, BANDWIDTHS), (x, y))
+
+
+def per_bandwidth_mmd(x: torch.Tensor, y: torch.Tensor, bandwidths) -> torch.Tensor:
+    """The unbiased estimate with one cdist per block and one exp per bandwidth."""
+    dim = x.shape[1]
+
+    def k(a, b):
+        sq = torch.cdist(a, b).pow(2)
+        return sum(torch.exp(-sq / (2 * s * s * dim)) for s in bandwidths)
+
+    m, n = len(x), len(y)
+    k_xx, k_yy = k(x, x), k(y, y)
+    xx = (k_xx.sum() - k_xx.diagonal().sum()) / (m * (m - 1))
+    yy = (k_yy.sum() - k_yy.diagonal().sum()) / (n * (n - 1))
+    return xx + yy - 2 * k(x, y).mean()
+
+
+@pytest.mark.parametrize("bandwidths", [(0.2, 0.5, 1.0, 2.0, 5.0), (0.02, 0.05, 0.1, 0.2, 0.5)])
+def test_mmd_of_float32_batch_matches_float64_reference_with_gradients(bandwidths):
+    gen = torch.Generator().manual_seed(4)
+    x = torch.randn(64, 64, generator=gen, requires_grad=True)
+    y = (torch.randn(64, 64, generator=gen) + 0.2).requires_grad_(True)
+    x64, y64 = (t.detach().double().requires_grad_(True) for t in (x, y))
+    value, reference = mmd_unbiased(x, y, bandwidths), per_bandwidth_mmd(x64, y64, bandwidths)
+    assert value.dtype == torch.float32
+    # Sums of 64 * 64 * 5 kernel values near 1 cancel down to MMD^2: float32 keeps ~1e-6.
+    assert value.item() == pytest.approx(reference.item(), abs=1e-6)
+    grads = torch.autograd.grad(value, (x, y))
+    for grad, expected in zip(grads, torch.autograd.grad(reference, (x64, y64)), strict=True):
+        torch.testing.assert_close(grad.double(), expected, rtol=1e-4, atol=1e-9)
+
+
+def test_mmd_of_bfloat16_codes_under_autocast_is_float32():
+    # Codes from bf16 layers stay bf16, but the Gram matrix must not: in bf16 the cancellation
+    # in |a|^2 + |b|^2 - 2ab would swamp the distances.
+    gen = torch.Generator().manual_seed(5)
+    x, y = torch.randn(2, 32, 16, generator=gen).bfloat16()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        value = mmd_unbiased(x, y + 0.5)
+    assert value.dtype == torch.float32
+    reference = per_bandwidth_mmd(x.double(), (y + 0.5).double(), (0.2, 0.5, 1.0, 2.0, 5.0))
+    assert float(value) == pytest.approx(float(reference), abs=1e-6)
 
 
 def test_non_saturating_losses_hand_computed():
@@ -134,6 +194,68 @@ def test_feature_matching_sums_layers_of_paired_distances():
     rec = [torch.zeros(2, 3), torch.full((2, 1, 2, 2), 2.0)]
     assert float(feature_matching_distance(real, rec, "l1")) == pytest.approx(1.0 + 2.0)
     assert float(feature_matching_distance(real, rec, "l2")) == pytest.approx(1.0 + 4.0)
+
+
+FEATURE_SHAPES = [(64, 32, 14, 14), (64, 64, 7, 7), (64, 128, 4, 4)]
+
+
+def per_layer_feature_matching(real, rec, kind: str) -> torch.Tensor:
+    """One F.l1_loss or F.mse_loss per layer, summed."""
+    loss = F.l1_loss if kind == "l1" else F.mse_loss
+    return sum(loss(r, x) for x, r in zip(real, rec, strict=True))
+
+
+@pytest.mark.parametrize("kind", ["l1", "l2"])
+def test_feature_matching_matches_per_layer_losses_with_gradients(kind):
+    gen = torch.Generator().manual_seed(6)
+    real = [torch.randn(shape, generator=gen) for shape in FEATURE_SHAPES]
+    rec = [(x + torch.randn(x.shape, generator=gen)).requires_grad_(True) for x in real]
+    value, reference = (
+        f(real, rec, kind) for f in (feature_matching_distance, per_layer_feature_matching)
+    )
+    assert value.item() == pytest.approx(reference.item(), rel=1e-6)
+    grads, expected = (torch.autograd.grad(v, rec) for v in (value, reference))
+    for grad, want in zip(grads, expected, strict=True):
+        torch.testing.assert_close(grad, want, rtol=1e-6, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["l1", "l2"])
+def test_feature_matching_gradient_matches_finite_differences(kind):
+    gen = torch.Generator().manual_seed(7)
+    real = [
+        torch.randn(2, 3, generator=gen, dtype=torch.float64),
+        torch.randn(2, 1, 2, 2, generator=gen, dtype=torch.float64),
+    ]
+    rec = tuple(
+        torch.randn(x.shape, generator=gen, dtype=torch.float64, requires_grad=True) for x in real
+    )
+    assert torch.autograd.gradcheck(lambda *r: feature_matching_distance(real, r, kind), rec)
+
+
+@pytest.mark.parametrize("kind", ["l1", "l2"])
+def test_feature_matching_of_bfloat16_features_is_float32(kind):
+    # Under bf16 autocast the features are bf16; the loss is summed in float32 (only the
+    # per-element differences round to bf16), so it logs its float32 value.
+    gen = torch.Generator().manual_seed(8)
+    real = [torch.randn(shape, generator=gen).bfloat16() for shape in FEATURE_SHAPES]
+    rec = [(x + 0.1 * torch.randn(x.shape, generator=gen)).bfloat16() for x in real]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        value = feature_matching_distance(real, rec, kind)
+    reference = per_layer_feature_matching(
+        [x.double() for x in real], [r.double() for r in rec], kind
+    )
+    assert value.dtype == torch.float32
+    assert float(value) == pytest.approx(float(reference), rel=1e-4)
+
+
+def test_feature_matching_rejects_unknown_kind_and_unpaired_layers():
+    features = [torch.zeros(2, 3)]
+    with pytest.raises(ValueError, match="unknown feature distance"):
+        feature_matching_distance(features, features, "l3")
+    with pytest.raises(ValueError, match="1 real and 2 reconstruction"):
+        feature_matching_distance(features, features * 2)
+    with pytest.raises(ValueError, match="at least one"):
+        feature_matching_distance([], [])
 
 
 def test_feature_matching_is_paired_not_first_moment():

@@ -62,7 +62,8 @@ class ImageGridCallback(pl.Callback):
         batch_idx: int,
     ) -> None:
         """Write grids on the configured iteration interval (rank zero only)."""
-        if int(pl_module.iteration) % self.every_n_iterations == 0:
+        # The host's copy of the counter: reading the device's would stall every iteration.
+        if pl_module.host_iteration % self.every_n_iterations == 0:
             self.write_grids(trainer, pl_module)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -19,6 +19,7 @@ from invgan.evaluation.reconstruction_grid import save_reconstruction_grid
 from invgan.evaluation.report import format_table, markdown_report
 from invgan.evaluation.world import EvaluationWorld
 from invgan.utils.atomic import atomic_write_json, atomic_write_text
+from invgan.utils.cuda_backend import apply_cuda_settings
 from invgan.utils.instantiate import instantiate_datamodule
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ def evaluate_on_rank(fabric: Fabric | None, cfg: DictConfig) -> dict[str, Any]:
     """One process's share of the evaluation; rank zero writes the files and returns the
     report (every rank computes the same reduced numbers)."""
     world = EvaluationWorld(fabric)
+    cuda = apply_cuda_settings(**cfg.cuda)
     device = resolve_device(cfg.device) if fabric is None else fabric.device
     model, data_cfg, source = load_model_and_data(cfg, device)
     datamodule = instantiate_datamodule(data_cfg)
@@ -86,6 +88,7 @@ def evaluate_on_rank(fabric: Fabric | None, cfg: DictConfig) -> dict[str, Any]:
         "inversion_networks": model.inversion_networks,
         "sampling_networks": model.sampling_networks,
         "device": str(device),
+        "cuda": cuda,
         "processes": world.size,
         "torch_version": torch.__version__,
         "metrics": metrics,

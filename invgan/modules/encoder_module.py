@@ -47,7 +47,6 @@ class EncoderModule(NonFiniteGuardModule):
             )
         self.generator = generator
         self.encoder = encoder
-        self.register_buffer("iteration", torch.zeros((), dtype=torch.long))
         # Frozen loss networks (LPIPS, ArcFace) sit in a plain dict, outside the state dict:
         # checkpoints hold the encoder and the generator only, and evaluating or resuming one
         # needs no loss weights until training runs.
@@ -110,10 +109,12 @@ class EncoderModule(NonFiniteGuardModule):
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         """Count training iterations (image grids and schedules read `iteration`)."""
         if self.ends_iteration(batch_idx):
-            self.iteration += 1
+            self.count_iteration()
+        super().on_train_batch_end(outputs, batch, batch_idx)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Record how to rebuild the frozen generator without its source file."""
+        super().on_save_checkpoint(checkpoint)
         checkpoint[GENERATOR_ARCHITECTURE_KEY] = self.generator.architecture
 
     # ---------------------------------------------------------------- evaluation

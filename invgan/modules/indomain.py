@@ -89,6 +89,10 @@ class InDomainEncoderModule(EncoderModule):
         self.r1_gamma = r1_gamma
         self.r1_interval = r1_interval
 
+    def trained_networks(self) -> list[nn.Module]:
+        """The encoder and the discriminator."""
+        return [self.encoder, self.discriminator]
+
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
         """One optimiser for E and one for D (G has no trainable parameters)."""
         return [
@@ -124,7 +128,7 @@ class InDomainEncoderModule(EncoderModule):
         # D's phase reads nothing that E's step changes (the reconstruction is detached), so both
         # steps wait for one finiteness check of the iteration (`model.nonfinite`).
         self.toggle_optimizer(opt_d)
-        apply_r1 = self.r1_gamma > 0 and int(self.iteration) % self.r1_interval == 0
+        apply_r1 = self.r1_gamma > 0 and self.host_iteration % self.r1_interval == 0
         real_input = real.detach().requires_grad_(apply_r1)
         real_logits = self.discriminator(real_input).logits
         fake_logits = self.discriminator(reconstruction.detach()).logits
@@ -140,7 +144,8 @@ class InDomainEncoderModule(EncoderModule):
             "encoder": self.encoder.parameters(),
             "discriminator": self.discriminator.parameters(),
         }
-        if self.ends_iteration(batch_idx) and self.finite_step(losses, parameters):
+        if self.ends_iteration(batch_idx):
+            self.vet_iteration(losses, parameters, [opt_e, opt_d])
             opt_e.step()
             opt_d.step()
 

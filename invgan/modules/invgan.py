@@ -19,7 +19,9 @@ Each iteration runs two phases:
    "+" between two optimisation processes means they run simultaneously.
 
 G and D step after both phases, once their loss terms and gradients are found finite; a
-non-finite iteration stops the run or is skipped (`model.nonfinite`, see `NonFiniteGuardModule`).
+non-finite iteration stops the run or is skipped (`model.nonfinite`, see `NonFiniteGuardModule`),
+decided on the device: no training iteration reads a device value on the host except on
+logging steps.
 
 The mapping network is either a module of its own (`model.mapping`, DCGAN and BigGAN) or owned
 by the generator (`model.mapping: null`, StyleGAN2, whose mapping is part of its state dict so
@@ -47,6 +49,7 @@ from invgan.losses.reconstruction import (
     latent_distance,
     pixel_distance,
 )
+from invgan.modules.captured_iteration import CapturedIteration, CaptureError
 from invgan.modules.invgan_loss_config import InvGANLossConfig
 from invgan.modules.nonfinite import NonFiniteGuardModule
 from invgan.nn.discriminator_output import DiscriminatorOutput
@@ -137,10 +140,8 @@ class InvGANModule(NonFiniteGuardModule):
         self.sampling_networks = sampling_networks
         self.reconstruction_updates = reconstruction_updates
         self.style_mixing_prob = style_mixing_prob
-        # Counts training iterations (one G and one D update each); saved with checkpoints so
-        # lazy regularisation keeps its schedule on resume. Lightning's global_step counts
-        # optimizer steps instead, two per iteration.
-        self.register_buffer("iteration", torch.zeros((), dtype=torch.long))
+        self.capture: CapturedIteration | None = None  # set by `enable_capture`
+        self._ema_decay_now: torch.Tensor | None = None
 
     # ---------------------------------------------------------------- inference API
     def networks(self, which: str) -> tuple[nn.Module, nn.Module, nn.Module]:
@@ -261,41 +262,46 @@ class InvGANModule(NonFiniteGuardModule):
         """The codes of every DDP process, gradients kept: MMD compares distributions, so it is
         estimated on the global batch, not averaged over per-process estimates. Each process
         computes the same loss; the gather's backward sums their gradients into each
-        process's own codes, and `finite_step` averages gradients over the processes, which
+        process's own codes, and `vet_iteration` averages gradients over the processes, which
         gives exactly the global loss's gradient."""
         if self._trainer is None or self.trainer.world_size == 1:
             return codes  # one process (outside a Trainer: plain loops, benchmarks)
         return self.all_gather(codes, sync_grads=True).flatten(0, 1)
 
+    def trained_networks(self) -> list[nn.Module]:
+        """M (unless the generator owns it), G and D."""
+        networks = [self.generator, self.discriminator]
+        return networks if self.generator_owns_mapping else [self.mapping, *networks]
+
     def training_step(self, batch: Any, batch_idx: int) -> None:
         """One generator phase and one discriminator phase (see the module docstring)."""
         opt_g, opt_d = self.optimizers()
         real = self._real_images(batch)
-        if self.starts_iteration(batch_idx):
-            opt_g.zero_grad(set_to_none=True)
-            opt_d.zero_grad(set_to_none=True)
-        losses, reconstruction = self.backward_iteration(real, self.manual_backward)
-        parameters = {
-            "generator": self._generator_side_parameters(),
-            "discriminator": self.discriminator.parameters(),
-        }
-        if self.ends_iteration(batch_idx):
-            if self.finite_step(losses, parameters):
+        if self.capture is not None:
+            losses, reconstruction = self._captured_step(real, [opt_g, opt_d])
+        else:
+            if self.starts_iteration(batch_idx):
+                opt_g.zero_grad(set_to_none=True)
+                opt_d.zero_grad(set_to_none=True)
+            losses, reconstruction = self.backward_iteration(real, self.manual_backward)
+            if self.ends_iteration(batch_idx):
+                step_ok = self.vet_iteration(losses, self._parameter_groups(), [opt_g, opt_d])
                 opt_g.step()
                 opt_d.step()
-                self.update_ema_networks()
-            self.iteration += 1
+                self.update_ema_networks(step_ok)
+                self.count_iteration()
         if not self.logs_this_step(batch_idx):
             return
         n = real.shape[0]
-        logs = {f"train/loss_{name}": value.detach() for name, value in losses.items()}
+        # Clones: a captured iteration's outputs are overwritten by the next replay.
+        logs = {f"train/loss_{name}": value.detach().clone() for name, value in losses.items()}
         logs["train/mae"] = (real - reconstruction).abs().mean().detach()
         self.log_dict(logs, prog_bar=False, on_step=True, on_epoch=False, batch_size=n)
         self.log_dict(
             {
                 "mae": logs["train/mae"],
-                "g": losses["g_adv"].detach(),
-                "d": losses["d_adv"].detach(),
+                "g": logs["train/loss_g_adv"],
+                "d": logs["train/loss_d_adv"],
             },
             prog_bar=True,
             logger=False,
@@ -304,12 +310,88 @@ class InvGANModule(NonFiniteGuardModule):
             batch_size=n,
         )
 
+    def _parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        """The parameter groups `vet_iteration` checks, by the names its messages use."""
+        return {
+            "generator": self._generator_side_parameters(),
+            "discriminator": list(self.discriminator.parameters()),
+        }
+
+    def enable_capture(self, capture: CapturedIteration) -> None:
+        """Run training iterations through `capture` (`callbacks.capture`), after checking that
+        this run's iterations can be recorded as CUDA graphs."""
+        trainer = self.trainer
+        reasons = []
+        if trainer.world_size > 1:
+            reasons.append("it runs on several processes (gradients are all-reduced)")
+        if self.accumulate_grad_batches > 1:
+            reasons.append("it accumulates gradients over several batches")
+        if getattr(trainer.precision_plugin, "scaler", None) is not None:
+            reasons.append("an fp16 GradScaler decides its steps on the host")
+        if self.scheduler_g is not None or self.scheduler_d is not None:
+            reasons.append("learning-rate schedules would be frozen into the graph")
+        if reasons:
+            raise CaptureError(
+                "callbacks.capture.enabled=true cannot record this run's iterations: "
+                f"{'; '.join(reasons)}. Set callbacks.capture.enabled=false"
+            )
+        self.capture = capture
+
+    def _captured_step(
+        self, real: torch.Tensor, optimizers: list[Any]
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """A whole iteration through `self.capture`; Lightning's step counters advance here,
+        since a replayed graph runs none of its Python."""
+        raw = [optimizer.optimizer for optimizer in optimizers]
+        for optimizer in raw:
+            if not optimizer.defaults.get("fused"):
+                raise CaptureError(
+                    "callbacks.capture.enabled=true needs fused optimizers (fused: true in the "
+                    f"model's optimizer configs); got {type(optimizer).__name__} unfused"
+                )
+            for group in optimizer.param_groups:
+                group["capturable"] = True
+        if self._ema_decay_now is None:
+            self._ema_decay_now = torch.zeros((), device=real.device)
+        self._ema_decay_now.fill_(self._ema_decay())
+        apply_r1 = self._applies_r1()
+        outputs = self.capture.run(
+            apply_r1, lambda images: self._device_iteration(images, raw, apply_r1), real
+        )
+        for optimizer in optimizers:
+            optimizer._on_before_step()
+            optimizer._on_after_step()
+        self._host_iteration = self.host_iteration + 1
+        return outputs
+
+    def _device_iteration(
+        self, real: torch.Tensor, optimizers: list[torch.optim.Optimizer], apply_r1: bool
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """Everything an iteration does on the device: backward passes, the finiteness check,
+        the optimizer steps, the EMA update and the iteration counter."""
+        for optimizer in optimizers:
+            optimizer.zero_grad(set_to_none=True)
+        backward = lambda loss, **options: loss.backward(**options)  # noqa: E731
+        losses, reconstruction = self.backward_iteration(real, backward, apply_r1)
+        step_ok = self.vet_iteration(losses, self._parameter_groups(), optimizers)
+        for optimizer in optimizers:
+            optimizer.step()
+        self.update_ema_networks(step_ok, self._ema_decay_now)
+        self.iteration += 1
+        return losses, reconstruction
+
+    def _applies_r1(self) -> bool:
+        """Whether this iteration pays the lazy R1 penalty."""
+        cfg = self.loss_config
+        return cfg.r1_gamma > 0 and self.host_iteration % cfg.r1_interval == 0
+
     def backward_iteration(
-        self, real: torch.Tensor, backward: Callable[..., None]
+        self, real: torch.Tensor, backward: Callable[..., None], apply_r1: bool | None = None
     ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """Both phases' losses on real images in [-1, 1], back-propagated with
         `backward(loss, **kwargs)` (Lightning's `manual_backward` in training; a plain loop
-        passes `torch.Tensor.backward`). Returns the loss terms and the reconstructions."""
+        passes `torch.Tensor.backward`). R1 is applied on its lazy schedule unless `apply_r1`
+        says. Returns the loss terms and the reconstructions."""
         cfg = self.loss_config
         n = real.shape[0]
 
@@ -360,7 +442,8 @@ class InvGANModule(NonFiniteGuardModule):
 
         # Discriminator phase; D's gradients from the generator phase are kept and added to. It
         # reads nothing that G's step changes, so both steps wait for one finiteness check.
-        apply_r1 = cfg.r1_gamma > 0 and int(self.iteration) % cfg.r1_interval == 0
+        if apply_r1 is None:
+            apply_r1 = self._applies_r1()
         real_input = real.detach().requires_grad_(apply_r1)
         on_real = self.discriminator(real_input)
         on_generated = self.discriminator(generated.detach())
@@ -379,14 +462,24 @@ class InvGANModule(NonFiniteGuardModule):
         backward(loss_d)
         return losses, reconstruction
 
-    def update_ema_networks(self) -> None:
-        """Move the EMA networks towards the live ones (after each optimizer step)."""
-        # Ramp the decay up from 0.1 so that early in training the EMA networks follow the
-        # live ones instead of averaging in the random initialisation.
-        step = int(self.iteration)
-        decay = min(self.ema_decay, (1.0 + step) / (10.0 + step))
-        for name, target in self.ema.items():
-            update_ema(target, getattr(self, name), decay)
+    def _ema_decay(self) -> float:
+        """This iteration's EMA decay: ramped up from 0.1 so that early in training the EMA
+        networks follow the live ones instead of averaging in the random initialisation."""
+        step = self.host_iteration
+        return min(self.ema_decay, (1.0 + step) / (10.0 + step))
+
+    def update_ema_networks(
+        self, step_ok: torch.Tensor | None = None, decay: torch.Tensor | None = None
+    ) -> None:
+        """Move the EMA networks towards the live ones (after each optimizer step); with the
+        device flag `step_ok` = 0 (a skipped iteration) they stay where they are. `decay` (a
+        device tensor, for captured iterations) replaces the host's schedule."""
+        rate = 1.0 - (self._ema_decay() if decay is None else decay)
+        if step_ok is not None:
+            rate = rate * step_ok
+        # One call over all networks: one foreach kernel per dtype instead of one per network.
+        live = nn.ModuleDict({name: getattr(self, name) for name in self.ema})
+        update_ema(self.ema, live, 1.0 - rate)
 
     def on_train_epoch_end(self) -> None:
         """Step epoch-interval schedulers (manual optimisation leaves this to the module)."""

@@ -135,10 +135,14 @@ class PSPModule(EncoderModule):
             self.log("mae", logs["train/mae"], prog_bar=True, logger=False, batch_size=batch_size)
         return total
 
+    def trained_networks(self) -> list[nn.Module]:
+        """The encoder."""
+        return [self.encoder]
+
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        """Vet the step's losses and gradients after backward (`model.nonfinite`); a skipped
-        step leaves no gradients, so the optimizer changes nothing."""
-        self.finite_step(self._step_losses, {"encoder": self.encoder.parameters()})
+        """Vet the step's losses and gradients after backward (`model.nonfinite`): a bad step
+        arms the optimizer to skip, so it changes nothing."""
+        self.vet_iteration(self._step_losses, {"encoder": self.encoder.parameters()}, [optimizer])
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         """The configured optimizer over the encoder's parameters only."""
