@@ -83,6 +83,7 @@ def test_train_then_evaluate_writes_every_metric(train_config, tmp_path):
     report = evaluate(eval_cfg)
     written = json.loads((eval_dir / "metrics.json").read_text())
     assert written == json.loads(json.dumps(report))
+    assert written["cuda"] == {"tf32_matmul": True, "tf32_cudnn": True, "cudnn_benchmark": True}
     streams = ("rand", "rand_rec", "ts_rec", "int_ts")
     expected = {
         *(f"test/{name}" for name in ("mae", "mse", "psnr", "ssim", "lpips_alex", "lpips_vgg")),
