@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import hydra
 import torch
 
+from invgan.nn.stylegan2.modulated_conv import ModulatedConv2d
 from invgan.training import train
 
 
@@ -53,3 +55,37 @@ def test_a_run_started_again_in_its_folder_resumes_from_its_last_checkpoint(trai
     again.auto_resume = False  # a fresh start, overwriting the folder's checkpoint
     again.trainer.max_epochs = 1
     assert int(_final_state(again)["iteration"]) == iterations
+
+
+def test_optimizer_moments_saved_in_the_official_stylegan2_layout_resume(train_config, tmp_path):
+    """Checkpoints of the first release held StyleGAN2's modulated-convolution weights, and so
+    their Adam moments, in the official (1, out, in, k, k) layout: they resume exactly as a
+    checkpoint in today's layout."""
+    common = ["model=invgan_stylegan2", "data=synthetic", "test=false", "data.batch_size=4"]
+    first = train_config(*common, "trainer.max_steps=4")
+    train(first)
+    last = Path(first.paths.output_dir) / "checkpoints" / "last.ckpt"
+    checkpoint = torch.load(last, weights_only=True)
+    module = hydra.utils.instantiate(first.model)
+    convs = {id(m.weight): m for m in module.modules() if isinstance(m, ModulatedConv2d)}
+    groups = [module._generator_side_parameters(), list(module.discriminator.parameters())]
+    converted = 0
+    for state, parameters in zip(checkpoint["optimizer_states"], groups, strict=True):
+        for index, parameter in enumerate(parameters):
+            conv = convs.get(id(parameter))
+            if conv is None:
+                continue
+            for name, value in state["state"][index].items():
+                if value.shape == parameter.shape:
+                    official = value.transpose(0, 1) if conv.upsample else value
+                    state["state"][index][name] = official.unsqueeze(0).contiguous()
+                    converted += 1
+    assert converted > 0
+    old = tmp_path / "first_release.ckpt"
+    torch.save(checkpoint, old)
+    resumed = [
+        _final_state(train_config(*common, "trainer.max_steps=8", f"ckpt_path={path}"))
+        for path in (last, old)
+    ]
+    for name, tensor in resumed[0].items():
+        assert torch.equal(resumed[1][name], tensor), name

@@ -55,6 +55,7 @@ from invgan.modules.nonfinite import NonFiniteGuardModule
 from invgan.nn.discriminator_output import DiscriminatorOutput
 from invgan.nn.frozen_generator import FrozenGenerator
 from invgan.nn.style_mixing import style_mixing
+from invgan.nn.stylegan2.modulated_conv import held_layout_converters
 from invgan.utils.ema import eval_mode, frozen_copy, update_ema
 from invgan.utils.images import batch_images, to_signed_range
 
@@ -480,6 +481,20 @@ class InvGANModule(NonFiniteGuardModule):
         # One call over all networks: one foreach kernel per dtype instead of one per network.
         live = nn.ModuleDict({name: getattr(self, name) for name in self.ema})
         update_ema(self.ema, live, 1.0 - rate)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Optimizer moments saved while StyleGAN2's modulated-convolution weights were held in
+        the official 5-d layout (checkpoints of the first release) take the layout the parameters are held in now,
+        so that such a run resumes (its weights load through the state-dict hooks)."""
+        converters = held_layout_converters(self)
+        groups = [self._generator_side_parameters(), list(self.discriminator.parameters())]
+        for state, parameters in zip(checkpoint.get("optimizer_states", []), groups, strict=False):
+            indices = [i for group in state["param_groups"] for i in group["params"]]
+            for index, parameter in zip(indices, parameters, strict=False):
+                convert = converters.get(id(parameter))
+                for name, value in state["state"].get(index, {}).items():
+                    if convert is not None and value.shape != parameter.shape:
+                        state["state"][index][name] = convert(value).contiguous()
 
     def on_train_epoch_end(self) -> None:
         """Step epoch-interval schedulers (manual optimisation leaves this to the module)."""

@@ -17,22 +17,34 @@ NEGATIVE_SLOPE = 0.2
 ACTIVATION_GAIN = math.sqrt(2.0)
 
 
-def bias_leaky_relu(x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """sqrt(2) * leaky_relu(x + bias, 0.2) with the bias broadcast over dim 1 (channels)."""
-    bias = bias.view(1, -1, *([1] * (x.ndim - 2)))
-    return F.leaky_relu(x + bias, NEGATIVE_SLOPE) * ACTIVATION_GAIN
+def scaled_leaky_relu(x: torch.Tensor, gain: float = ACTIVATION_GAIN) -> torch.Tensor:
+    """gain * leaky_relu(x, 0.2); a gain of exactly 1 costs no multiplication."""
+    out = F.leaky_relu(x, NEGATIVE_SLOPE)
+    return out if gain == 1.0 else out * gain
+
+
+def bias_leaky_relu(
+    x: torch.Tensor, bias: torch.Tensor, gain: float = ACTIVATION_GAIN
+) -> torch.Tensor:
+    """gain * leaky_relu(x + bias, 0.2) with the bias broadcast over dim 1 (channels)."""
+    return scaled_leaky_relu(x + bias.view(1, -1, *([1] * (x.ndim - 2))), gain)
 
 
 class BiasLeakyReLU(nn.Module):
-    """Learned per-channel bias followed by the scaled leaky ReLU (state dict: `bias`)."""
+    """Learned per-channel bias followed by the scaled leaky ReLU (state dict: `bias`).
 
-    def __init__(self, channels: int) -> None:
+    `gain` defaults to sqrt(2); a layer whose output is scaled by a constant c > 0 folds it in
+    as sqrt(2) * c, since leaky ReLU commutes with positive scaling.
+    """
+
+    def __init__(self, channels: int, gain: float = ACTIVATION_GAIN) -> None:
         super().__init__()
         self.bias = nn.Parameter(torch.zeros(channels))
+        self.gain = gain
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Add the bias and activate."""
-        return bias_leaky_relu(x, self.bias)
+        return bias_leaky_relu(x, self.bias, self.gain)
 
 
 class EqualLinear(nn.Module):
@@ -57,25 +69,36 @@ class EqualLinear(nn.Module):
         self.lr_mul = lr_mul
         self.activate = activate
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Map x of shape (N, in_dim) to (N, out_dim)."""
-        bias = self.bias * self.lr_mul
-        if self.activate:
-            return bias_leaky_relu(F.linear(x, self.weight * self.scale), bias)
-        return F.linear(x, self.weight * self.scale, bias)
+    def forward(self, x: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
+        """Map x of shape (N, in_dim) to (N, out_dim), times `gain` (before any activation)."""
+        # One addmm: alpha and beta apply the run-time scales (and the gain), so neither the
+        # weight nor the bias is copied and scaled at every call.
+        out = torch.addmm(
+            self.bias, x, self.weight.t(), beta=self.lr_mul * gain, alpha=self.scale * gain
+        )
+        return scaled_leaky_relu(out) if self.activate else out
 
 
 class EqualConv2d(nn.Module):
-    """Bias-free 2-D convolution with equalized learning rate (a bias, if any, follows it)."""
+    """Bias-free 2-D convolution with equalized learning rate (a bias, if any, follows it).
+
+    A constant `gain` on the output is folded into the run-time weight scale.
+    """
 
     def __init__(
-        self, in_channels: int, out_channels: int, kernel_size: int, stride: int, padding: int
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int,
+        padding: int,
+        gain: float = 1.0,
     ) -> None:
         super().__init__()
         self.weight = nn.Parameter(
             torch.randn(out_channels, in_channels, kernel_size, kernel_size)
         )
-        self.scale = 1.0 / math.sqrt(in_channels * kernel_size**2)
+        self.scale = gain / math.sqrt(in_channels * kernel_size**2)
         self.stride = stride
         self.padding = padding
 

@@ -153,7 +153,7 @@ class StyleGAN2Generator(nn.Module):
         """G2_layer: images from `head`'s state, the later blocks styled by w or W+."""
         check_split_layer(layer, self.split_layers, type(self).__name__)
         width = features.shape[1] - self.channels
-        x, image = (part.contiguous() for part in features.split([width, self.channels], 1))
+        x, image = features.split([width, self.channels], 1)
         noise = self._noise_maps(noise, None)
         return self._synthesis(x, image, self._styles(w), noise, layer, len(self.to_rgbs) + 1)[1]
 

@@ -20,5 +20,9 @@ def minibatch_stddev(x: torch.Tensor, group_size: int = 4) -> torch.Tensor:
     group = stddev_group_size(n, group_size)
     grouped = x.view(group, n // group, c, h, w)
     std = torch.sqrt(grouped.var(dim=0, unbiased=False) + 1e-8).mean(dim=(1, 2, 3))
-    std = std.view(1, n // group, 1, 1, 1).expand(group, -1, 1, h, w).reshape(n, 1, h, w)
-    return torch.cat([x, std], dim=1)
+    # Laid out like x's channels (NCHW or NHWC), so that the concatenation keeps x's layout.
+    std_map = torch.empty_like(x[:, :1])
+    std_map.view(group, n // group, 1, h, w).copy_(
+        std.view(1, -1, 1, 1, 1).expand(group, -1, 1, h, w)
+    )
+    return torch.cat([x, std_map], dim=1)

@@ -23,17 +23,15 @@ class ConstantInput(nn.Module):
 
 
 class NoiseInjection(nn.Module):
-    """Adds single-channel noise scaled by a learned strength (state dict: `weight`, init 0)."""
+    """The learned strength of a layer's single-channel noise (state dict: `weight`, init 0)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.zeros(1))
 
-    def forward(self, x: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
-        """x + weight * noise; fresh N(0, 1) noise per sample when `noise` is None."""
-        if noise is None:
-            noise = torch.randn_like(x[:, :1])
-        return x + self.weight * noise
+    def forward(self, noise: torch.Tensor) -> torch.Tensor:
+        """weight * noise, the term the layer adds to its convolution's output."""
+        return self.weight * noise
 
 
 class StyledConv(nn.Module):
@@ -51,8 +49,14 @@ class StyledConv(nn.Module):
     def forward(
         self, x: torch.Tensor, w: torch.Tensor, noise: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """Apply the layer to x (N, in, H, W) with style w (N, w_dim)."""
-        return self.activate(self.noise(self.conv(x, w), noise))
+        """Apply the layer to x (N, in, H, W) with style w (N, w_dim) and a noise map
+        broadcasting to (N, 1, H_out, W_out); fresh N(0, 1) noise per sample when None."""
+        if noise is None:
+            factor = 2 if self.conv.upsample else 1
+            size = (x.shape[0], 1, x.shape[2] * factor, x.shape[3] * factor)
+            noise = torch.randn(size, device=x.device, dtype=x.dtype)
+        # The scaled noise rides in the conv's demodulation multiply-add.
+        return self.activate(self.conv(x, w, self.noise(noise)))
 
 
 class ToImage(nn.Module):
@@ -66,7 +70,7 @@ class ToImage(nn.Module):
     def __init__(self, in_channels: int, w_dim: int, channels: int, upsample: bool = True):
         super().__init__()
         if upsample:
-            self.upsample = Upsample()
+            self.upsample = Upsample(channels)
         self.conv = ModulatedConv2d(in_channels, channels, 1, w_dim, demodulate=False)
         self.bias = nn.Parameter(torch.zeros(1, channels, 1, 1))
 
@@ -74,7 +78,7 @@ class ToImage(nn.Module):
         self, x: torch.Tensor, w: torch.Tensor, skip: torch.Tensor | None = None
     ) -> torch.Tensor:
         """This resolution's image contribution, plus the upsampled `skip` if given."""
-        out = self.conv(x, w) + self.bias
+        out = self.conv(x, w, self.bias)
         if skip is not None:
             out = out + self.upsample(skip)
         return out
