@@ -30,6 +30,7 @@ import platform
 import resource
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,9 @@ from torch.utils.data import DataLoader, Dataset
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from invgan.metrics.runtime import synchronize  # noqa: E402
 from invgan.modules.invgan import InvGANModule  # noqa: E402
+from invgan.utils.cuda_backend import apply_cuda_settings  # noqa: E402
 from invgan.utils.images import batch_images, to_signed_range  # noqa: E402
 from invgan.utils.instantiate import (  # noqa: E402
     instantiate_callbacks,
@@ -53,6 +56,12 @@ from invgan.utils.instantiate import (  # noqa: E402
 
 # Callbacks that write files at intervals: left out, their cost depends on the interval.
 INTERVAL_IO_CALLBACKS = ("model_checkpoint", "last_checkpoint", "image_grids")
+
+
+def compose_train(overrides: list[str], output_dir: Path) -> DictConfig:
+    """train.yaml composed with `overrides`, writing (logs) under `output_dir`."""
+    with initialize_config_dir(str(REPO_ROOT / "conf"), version_base="1.3"):
+        return compose("train", overrides=[*overrides, f"paths.output_dir={output_dir}"])
 
 
 def device_of(cfg: DictConfig) -> torch.device:
@@ -79,12 +88,6 @@ def plain_loop_autocast(cfg: DictConfig, device: torch.device) -> torch.autocast
     return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
 
 
-def synchronize(device: torch.device) -> None:
-    """Wait for queued device work, so that wall-clock times cover it."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def peak_memory(device: torch.device) -> dict[str, float]:
     """Peak resident set size of this process and, on CUDA, PyTorch's peak allocation (MiB)."""
     scale = 1024 if platform.system() == "Linux" else 1024 * 1024  # ru_maxrss: KiB or bytes
@@ -94,13 +97,18 @@ def peak_memory(device: torch.device) -> dict[str, float]:
     return memory
 
 
-def build_module(cfg: DictConfig, device: torch.device) -> InvGANModule:
-    """The configured recipe, seeded, on `device`, in training mode."""
+def build_module(cfg: DictConfig, device: torch.device) -> pl.LightningModule:
+    """The configured recipe, seeded, on `device`, in training mode, with the configured CUDA
+    backend settings (TF32, cuDNN benchmark) in force, as train.py runs it."""
+    if "cuda" in cfg:
+        apply_cuda_settings(**cfg.cuda)
     pl.seed_everything(cfg.seed, workers=True)
-    module = hydra.utils.instantiate(cfg.model)
-    if not isinstance(module, InvGANModule):
-        raise SystemExit(f"the benchmark times the InvGAN recipe; {cfg.model._target_} is not it")
-    return module.to(device).train()
+    return hydra.utils.instantiate(cfg.model).to(device).train()
+
+
+def has_plain_loop(module: pl.LightningModule) -> bool:
+    """Whether the bare loop applies: it drives InvGAN's `backward_iteration`."""
+    return isinstance(module, InvGANModule)
 
 
 def fixed_batch(cfg: DictConfig, device: torch.device) -> torch.Tensor:
@@ -111,17 +119,15 @@ def fixed_batch(cfg: DictConfig, device: torch.device) -> torch.Tensor:
     return batch_images(batch).to(device)
 
 
-def time_plain_loop(cfg: DictConfig, iterations: int, warmup: int) -> dict[str, Any]:
-    """Images/s of a bare PyTorch loop over the module's networks and losses."""
-    device = device_of(cfg)
-    module = build_module(cfg, device)
-    batch = fixed_batch(cfg, device)
-    real = to_signed_range(batch)
+def plain_loop_step(
+    cfg: DictConfig, module: InvGANModule, real: torch.Tensor
+) -> Callable[[], None]:
+    """One iteration of the bare loop on `real` ([-1, 1]) as a function: both phases'
+    backward under the configured autocast, plain optimizer steps and the EMA update."""
+    device = real.device
     optimizers, _ = module.configure_optimizers()
-    for step in range(warmup + iterations):
-        if step == warmup:
-            synchronize(device)
-            start = time.perf_counter()
+
+    def step() -> None:
         for optimizer in optimizers:
             optimizer.zero_grad(set_to_none=True)
         with plain_loop_autocast(cfg, device):
@@ -129,10 +135,41 @@ def time_plain_loop(cfg: DictConfig, iterations: int, warmup: int) -> dict[str, 
         for optimizer in optimizers:
             optimizer.step()
         module.update_ema_networks()
-        module.iteration += 1
+        # Recipes that keep a host copy of the counter (so that schedules read no device
+        # value) advance both with `count_iteration`; earlier ones have the buffer alone.
+        if hasattr(module, "count_iteration"):
+            module.count_iteration()
+        else:
+            module.iteration += 1
+
+    return step
+
+
+def seconds_per_step(
+    step: Callable[[], None], iterations: int, warmup: int, device: torch.device
+) -> float:
+    """Wall-clock seconds per call of `step`, the mean over `iterations` calls after `warmup`
+    untimed ones, queued device work included."""
+    for _ in range(warmup):
+        step()
     synchronize(device)
-    seconds = time.perf_counter() - start
-    return {"images_per_second": iterations * batch.shape[0] / seconds, **peak_memory(device)}
+    start = time.perf_counter()
+    for _ in range(iterations):
+        step()
+    synchronize(device)
+    return (time.perf_counter() - start) / iterations
+
+
+def time_plain_loop(cfg: DictConfig, iterations: int, warmup: int) -> dict[str, Any]:
+    """Images/s of a bare PyTorch loop over the module's networks and losses."""
+    device = device_of(cfg)
+    module = build_module(cfg, device)
+    if not has_plain_loop(module):
+        raise SystemExit(f"the benchmark times the InvGAN recipe; {cfg.model._target_} is not it")
+    batch = fixed_batch(cfg, device)
+    step = plain_loop_step(cfg, module, to_signed_range(batch))
+    seconds = seconds_per_step(step, iterations, warmup, device)
+    return {"images_per_second": batch.shape[0] / seconds, **peak_memory(device)}
 
 
 class RepeatedBatch(Dataset):
@@ -150,23 +187,60 @@ class RepeatedBatch(Dataset):
 
 
 class IterationClock(pl.Callback):
-    """Wall-clock time from the start of batch `warmup` to the end of the last batch."""
+    """Wall-clock time from the start of batch `warmup` to the start of batch
+    `warmup + iterations` (with `iterations` None, or a shorter run: to the end of fitting)."""
 
-    def __init__(self, warmup: int, device: torch.device) -> None:
+    def __init__(self, warmup: int, device: torch.device, iterations: int | None = None) -> None:
         self.warmup = warmup
         self.device = device
+        self.stop_batch = None if iterations is None else warmup + iterations
         self.start = self.end = 0.0
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        """Start the clock after the warm-up batches."""
+        """Start the clock after the warm-up batches, stop it after the timed ones."""
         if batch_idx == self.warmup:
             synchronize(self.device)
             self.start = time.perf_counter()
+        elif batch_idx == self.stop_batch:
+            self._stop()
 
     def on_train_end(self, trainer, pl_module) -> None:
-        """Stop it when fitting ends."""
+        """Stop it when fitting ends, unless it stopped before."""
+        if not self.end:
+            self._stop()
+
+    def _stop(self) -> None:
         synchronize(self.device)
         self.end = time.perf_counter()
+
+
+def fit_repeated_batch(
+    cfg: DictConfig,
+    module: pl.LightningModule,
+    batch: torch.Tensor,
+    length: int,
+    callbacks: Sequence[pl.Callback] = (),
+) -> pl.Trainer:
+    """Fit `module` for one epoch of `length` copies of `batch` with the configured Trainer,
+    loggers and callbacks, less the interval I/O ones, plus `callbacks`."""
+    with open_dict(cfg):
+        for name in INTERVAL_IO_CALLBACKS:
+            cfg.callbacks.pop(name, None)
+    loggers = instantiate_loggers(cfg.get("logger"))
+    trainer = hydra.utils.instantiate(
+        cfg.trainer,
+        callbacks=[*instantiate_callbacks(cfg.callbacks), *callbacks],
+        logger=loggers or False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        max_epochs=1,
+        max_steps=-1,
+        max_time=None,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+    )
+    trainer.fit(module, DataLoader(RepeatedBatch(batch, length), batch_size=None))
+    return trainer
 
 
 def time_lightning(cfg: DictConfig, iterations: int, warmup: int) -> dict[str, Any]:
@@ -174,24 +248,8 @@ def time_lightning(cfg: DictConfig, iterations: int, warmup: int) -> dict[str, A
     device = device_of(cfg)
     module = build_module(cfg, device)
     batch = fixed_batch(cfg, device)
-    with open_dict(cfg):
-        for name in INTERVAL_IO_CALLBACKS:
-            cfg.callbacks.pop(name, None)
     clock = IterationClock(warmup, device)
-    loggers = instantiate_loggers(cfg.get("logger"))
-    trainer = hydra.utils.instantiate(
-        cfg.trainer,
-        callbacks=[*instantiate_callbacks(cfg.callbacks), clock],
-        logger=loggers or False,
-        enable_checkpointing=False,
-        max_epochs=1,
-        max_steps=-1,
-        max_time=None,
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
-    )
-    loader = DataLoader(RepeatedBatch(batch, warmup + iterations), batch_size=None)
-    trainer.fit(module, loader)
+    fit_repeated_batch(cfg, module, batch, warmup + iterations, [clock])
     seconds = clock.end - clock.start
     return {"images_per_second": iterations * batch.shape[0] / seconds, **peak_memory(device)}
 
@@ -273,8 +331,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path("logs/benchmarks/training_speed"))
     args, overrides = parser.parse_known_args()
-    with initialize_config_dir(str(REPO_ROOT / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=[*overrides, f"paths.output_dir={args.out / 'run'}"])
+    cfg = compose_train(overrides, args.out / "run")
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in PHASES}
     for _ in range(args.repeats):
         for name in ("plain", "lightning"):

@@ -13,29 +13,26 @@ from invgan.training import train
 from invgan.utils.host_syncs import HostSyncCounter
 from tests.test_train_evaluate import ENCODER_RECIPES, SHARED_STAND_INS
 
-# Batch 1 and 2 of 4 are counted: past the first iteration (which may read the iteration
-# counter once) and before the epoch's last batch, which logs.
-COUNTED_BATCHES = (1, 2)
-
 
 class CountHostSyncs(pl.Callback):
-    """Counts the host reads of the training batches `COUNTED_BATCHES`, from the start of each
-    batch (before Lightning's transfer of it) to the end of its hooks."""
+    """Counts the host reads of every training batch, from its start to the end of its hooks,
+    and notes which batches log. (Lightning's logger connector then reads the logged values:
+    host copies, see `test_logged_values_reach_lightning_as_one_host_copy`.)"""
 
     counts: dict[int, dict[str, int]] = {}
+    logging: dict[int, bool] = {}
 
     def on_train_batch_start(self, trainer: pl.Trainer, module: Any, batch: Any, i: int) -> None:
         """Start counting."""
-        self.counter = HostSyncCounter() if i in COUNTED_BATCHES else None
-        if self.counter is not None:
-            self.counter.__enter__()
+        CountHostSyncs.logging[i] = module.logs_this_step(i)
+        self.counter = HostSyncCounter()
+        self.counter.__enter__()
 
     def on_train_batch_end(self, trainer: pl.Trainer, module: Any, *args: Any) -> None:
-        """Stop counting (other callbacks' and the module's hooks for this batch come before:
-        this callback is the last in the list)."""
-        if self.counter is not None:
-            self.counter.__exit__(None, None, None)
-            CountHostSyncs.counts[trainer.fit_loop.batch_idx] = dict(self.counter.ops)
+        """Stop counting (the module's and the other callbacks' hooks for this batch come
+        before: this callback is the last in the list)."""
+        self.counter.__exit__(None, None, None)
+        CountHostSyncs.counts[trainer.fit_loop.batch_idx] = dict(self.counter.ops)
 
 
 # Each recipe, with R1 on every iteration where it has R1, so that its double backward is
@@ -57,21 +54,28 @@ def test_training_iterations_make_no_host_reads(experiment, train_config, shared
         generator = request.getfixturevalue("face_generator_checkpoint")
         overrides += [f"model.generator.path={generator}", "data.resolution=16"]
     overrides += RECIPES[experiment]
-    CountHostSyncs.counts = {}
+    CountHostSyncs.counts, CountHostSyncs.logging = {}, {}
     cfg = train_config(
         f"experiment={experiment}",
         "data.batch_size=4",
-        "trainer.limit_train_batches=4",
+        "trainer.limit_train_batches=6",
         "trainer.limit_val_batches=1",
         "trainer.max_epochs=1",
-        "trainer.log_every_n_steps=1000",
+        "trainer.log_every_n_steps=3",
         "test=false",
         "+callbacks.zz_host_syncs._target_=tests.test_host_syncs.CountHostSyncs",
         *overrides,
     )
     train(cfg)
-    assert sorted(CountHostSyncs.counts) == list(COUNTED_BATCHES)
-    assert all(not ops for ops in CountHostSyncs.counts.values()), CountHostSyncs.counts
+    # Batches that do not log, after one that did, past the first (which reads the iteration
+    # counter once).
+    logging = CountHostSyncs.logging
+    counted = [
+        i for i in logging if i > 0 and not logging[i] and any(logging[j] for j in range(i))
+    ]
+    assert counted, logging
+    reads = {i: CountHostSyncs.counts[i] for i in counted}
+    assert all(not ops for ops in reads.values()), reads
 
 
 def test_counter_sees_every_kind_of_host_read():
@@ -90,4 +94,32 @@ def test_counter_sees_every_kind_of_host_read():
         "Tensor.numpy": 1,
         "aten.index.Tensor": 1,
         "aten.nonzero.default": 1,
+    }
+
+
+def test_logged_values_reach_lightning_as_one_host_copy(monkeypatch):
+    """Lightning reads progress-bar values after every batch: the recipes log host copies,
+    made by one transfer per logging step, so those reads never wait for a GPU."""
+    from invgan.modules.nonfinite import NonFiniteGuardModule
+
+    copies: list[torch.Tensor] = []
+    original = torch.Tensor.cpu
+
+    def recording_cpu(tensor: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        copy = original(tensor, *args, **kwargs).clone()  # a distinct tensor, as from a GPU
+        copies.append(copy)
+        return copy
+
+    logged: dict[str, torch.Tensor] = {}
+    module = NonFiniteGuardModule()
+    monkeypatch.setattr(torch.Tensor, "cpu", recording_cpu)
+    monkeypatch.setattr(module, "log_dict", lambda values, **options: logged.update(values))
+    values = {"train/loss_a": torch.tensor(1.5), "train/mae": torch.tensor([[0.25]])}
+    module.log_training_values(values, batch_size=4, progress_bar={"mae": "train/mae"})
+    assert len(copies) == 1
+    assert all(value._base is copies[0] or value is copies[0] for value in logged.values())
+    assert {k: float(v) for k, v in logged.items()} == {
+        "train/loss_a": 1.5,
+        "train/mae": 0.25,
+        "mae": 0.25,
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytorch_lightning as pl
 
+from invgan.callbacks.leave_trainer import leave_trainer
 from invgan.modules.captured_iteration import CapturedIteration, CaptureError
 
 
@@ -20,10 +21,13 @@ class CaptureIterations(pl.Callback):
         self.enabled = enabled
         self.warmup = warmup
 
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        """Off: leave the trainer (a callback costs every batch, `leave_trainer`)."""
+        if not self.enabled:
+            leave_trainer(self, trainer)
+
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Hand the recipe its capture (after checkpoint restore, before the first batch)."""
-        if not self.enabled:
-            return
         enable = getattr(pl_module, "enable_capture", None)
         if enable is None:
             raise CaptureError(

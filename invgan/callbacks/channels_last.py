@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytorch_lightning as pl
 import torch
 
+from invgan.callbacks.leave_trainer import leave_trainer
+
 
 class ChannelsLast(pl.Callback):
     """Store every 4-d weight and buffer of the module in `channels_last` before fitting.
@@ -20,6 +22,8 @@ class ChannelsLast(pl.Callback):
         self.enabled = enabled
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        """Convert the module before fitting."""
-        if self.enabled and stage == "fit":
+        """Convert the module before fitting; when disabled, leave the trainer."""
+        if not self.enabled:
+            leave_trainer(self, trainer)
+        elif stage == "fit":
             pl_module.to(memory_format=torch.channels_last)

@@ -8,6 +8,8 @@ import pytorch_lightning as pl
 import torch._functorch.config
 from torch import nn
 
+from invgan.callbacks.leave_trainer import leave_trainer
+
 
 class CompileNetworks(pl.Callback):
     """Compile the named sub-networks of the module (e.g. `generator`, `mapping`) in place
@@ -32,8 +34,12 @@ class CompileNetworks(pl.Callback):
         self.options = {"mode": mode, "backend": backend, "dynamic": dynamic}
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        """Compile before fitting (evaluation and tests keep eager networks)."""
-        if stage != "fit" or not self.networks:
+        """Compile before fitting (evaluation and tests keep eager networks); with no networks
+        to compile, leave the trainer."""
+        if not self.networks:
+            leave_trainer(self, trainer)
+            return
+        if stage != "fit":
             return
         torch._functorch.config.donated_buffer = False
         for name in self.networks:

@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 
 from invgan.utils.images import batch_images
 from invgan.utils.log_steps import logs_this_step
@@ -44,10 +45,10 @@ class TrainingTimeCallback(pl.Callback):
         if not logs_this_step(trainer, batch_idx):
             return
         logged = {"on_step": True, "on_epoch": False, "batch_size": images.shape[0]}
-        pl_module.log("time/train_seconds", self._train_seconds, **logged)
+        pl_module.log("time/train_seconds", _host_scalar(self._train_seconds), **logged)
         # On the progress bar beside the main losses; per process under DDP.
         speed = self._images / max(self._train_seconds, 1e-9)
-        pl_module.log("time/images_per_second", speed, prog_bar=True, **logged)
+        pl_module.log("time/images_per_second", _host_scalar(speed), prog_bar=True, **logged)
 
     def state_dict(self) -> dict[str, Any]:
         """Keep the totals across resumes."""
@@ -57,3 +58,11 @@ class TrainingTimeCallback(pl.Callback):
         """Restore the totals from a checkpoint."""
         self._train_seconds = state_dict["train_seconds"]
         self._images = state_dict["images"]
+
+
+def _host_scalar(value: float) -> torch.Tensor:
+    """`value` as a CPU tensor, of the dtype Lightning gives logged numbers. Lightning would put
+    a number on the module's device, and it reads each progress-bar value back to the host
+    after every later batch (not only on logging steps): on a GPU each read waits for the
+    device to finish the work queued so far."""
+    return torch.tensor(value, dtype=torch.float32)

@@ -146,11 +146,10 @@ class InDomainEncoderModule(EncoderModule):
         }
         if self.ends_iteration(batch_idx):
             self.vet_iteration(losses, parameters, [opt_e, opt_d])
-            opt_e.step()
-            opt_d.step()
+            self.step_optimizers([opt_e, opt_d])
 
         if not self.logs_this_step(batch_idx):
             return
-        logs = {f"train/loss_{name}": value.detach() for name, value in losses.items()}
-        logs["train/mae"] = (real - reconstruction).abs().mean().detach()
-        self.log_dict(logs, on_step=True, on_epoch=False, batch_size=real.shape[0])
+        logs = {f"train/loss_{name}": value for name, value in losses.items()}
+        logs["train/mae"] = (real - reconstruction).abs().mean()
+        self.log_training_values(logs, real.shape[0])

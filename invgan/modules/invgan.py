@@ -287,29 +287,15 @@ class InvGANModule(NonFiniteGuardModule):
             losses, reconstruction = self.backward_iteration(real, self.manual_backward)
             if self.ends_iteration(batch_idx):
                 step_ok = self.vet_iteration(losses, self._parameter_groups(), [opt_g, opt_d])
-                opt_g.step()
-                opt_d.step()
+                self.step_optimizers([opt_g, opt_d])
                 self.update_ema_networks(step_ok)
                 self.count_iteration()
         if not self.logs_this_step(batch_idx):
             return
-        n = real.shape[0]
-        # Clones: a captured iteration's outputs are overwritten by the next replay.
-        logs = {f"train/loss_{name}": value.detach().clone() for name, value in losses.items()}
-        logs["train/mae"] = (real - reconstruction).abs().mean().detach()
-        self.log_dict(logs, prog_bar=False, on_step=True, on_epoch=False, batch_size=n)
-        self.log_dict(
-            {
-                "mae": logs["train/mae"],
-                "g": logs["train/loss_g_adv"],
-                "d": logs["train/loss_d_adv"],
-            },
-            prog_bar=True,
-            logger=False,
-            on_step=True,
-            on_epoch=False,
-            batch_size=n,
-        )
+        logs = {f"train/loss_{name}": value for name, value in losses.items()}
+        logs["train/mae"] = (real - reconstruction).abs().mean()
+        bar = {"mae": "train/mae", "g": "train/loss_g_adv", "d": "train/loss_d_adv"}
+        self.log_training_values(logs, real.shape[0], bar)
 
     def _parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         """The parameter groups `vet_iteration` checks, by the names its messages use."""
@@ -359,7 +345,7 @@ class InvGANModule(NonFiniteGuardModule):
         outputs = self.capture.run(
             apply_r1, lambda images: self._device_iteration(images, raw, apply_r1), real
         )
-        for optimizer in optimizers:
+        for optimizer in optimizers:  # Lightning's step counters (max_steps, global_step)
             optimizer._on_before_step()
             optimizer._on_after_step()
         self._host_iteration = self.host_iteration + 1
@@ -484,8 +470,9 @@ class InvGANModule(NonFiniteGuardModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Optimizer moments saved while StyleGAN2's modulated-convolution weights were held in
-        the official 5-d layout (checkpoints of the first release) take the layout the parameters are held in now,
-        so that such a run resumes (its weights load through the state-dict hooks)."""
+        the official 5-d layout (checkpoints of the first release) take the layout the
+        parameters are held in now, so that such a run resumes (weights load through the
+        state-dict hooks)."""
         converters = held_layout_converters(self)
         groups = [self._generator_side_parameters(), list(self.discriminator.parameters())]
         for state, parameters in zip(checkpoint.get("optimizer_states", []), groups, strict=False):

@@ -128,11 +128,9 @@ class PSPModule(EncoderModule):
         self._step_losses = {name: value.detach() for name, value in losses.items()}
         if self.logs_this_step(batch_idx):
             logs = {f"train/loss_{name}": value for name, value in self._step_losses.items()}
-            logs["train/loss"] = total.detach()
-            logs["train/mae"] = (real - fake).abs().mean().detach()
-            batch_size = real.shape[0]
-            self.log_dict(logs, on_step=True, on_epoch=False, batch_size=batch_size)
-            self.log("mae", logs["train/mae"], prog_bar=True, logger=False, batch_size=batch_size)
+            logs["train/loss"] = total
+            logs["train/mae"] = (real - fake).abs().mean()
+            self.log_training_values(logs, real.shape[0], {"mae": "train/mae"})
         return total
 
     def trained_networks(self) -> list[nn.Module]:

@@ -42,12 +42,26 @@ def _is_boolean_index(func: Any, args: tuple[Any, ...]) -> bool:
     return any(isinstance(index, torch.Tensor) and index.dtype == torch.bool for index in args[1])
 
 
+def _on_device(args: tuple[Any, ...], device_type: str | None) -> bool:
+    """Whether the op reads a tensor of `device_type` (any device when None)."""
+    if device_type is None:
+        return True
+    tensors = [a for a in args if isinstance(a, torch.Tensor)]
+    return any(t.device.type == device_type for t in tensors)
+
+
 class HostSyncCounter(TorchDispatchMode):
     """Within `with HostSyncCounter() as counter:`, `counter.count` is the number of
-    device-to-host reads and `counter.ops` counts them by name."""
+    device-to-host reads and `counter.ops` counts them by name.
 
-    def __init__(self) -> None:
+    With `device_type` (e.g. "cuda") only reads of tensors on that kind of device count, so
+    that reads of values already copied to the host (logged values) are told apart; on a CPU
+    run every read counts, as every tensor is on the host.
+    """
+
+    def __init__(self, device_type: str | None = None) -> None:
         super().__init__()
+        self.device_type = device_type
         self.ops: Counter[str] = Counter()
 
     @property
@@ -56,13 +70,15 @@ class HostSyncCounter(TorchDispatchMode):
         return sum(self.ops.values())
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: D105
-        if func in SYNCING_OPS or _is_boolean_index(func, args):
+        if (func in SYNCING_OPS or _is_boolean_index(func, args)) and _on_device(
+            args, self.device_type
+        ):
             self.ops[str(func)] += 1
         return func(*args, **(kwargs or {}))
 
     def __enter__(self) -> HostSyncCounter:
         self._patches = contextlib.ExitStack()
-        self._patches.enter_context(_counting_python_reads(self.ops))
+        self._patches.enter_context(_counting_python_reads(self.ops, self.device_type))
         return super().__enter__()
 
     def __exit__(self, *exc: Any) -> None:
@@ -71,14 +87,15 @@ class HostSyncCounter(TorchDispatchMode):
 
 
 @contextlib.contextmanager
-def _counting_python_reads(ops: Counter[str]) -> Iterator[None]:
+def _counting_python_reads(ops: Counter[str], device_type: str | None) -> Iterator[None]:
     """Count `Tensor.tolist` and `Tensor.numpy`, which copy to the host without a dispatch on
     a CPU tensor."""
     originals = {name: getattr(torch.Tensor, name) for name in ("tolist", "numpy")}
 
     def counting(name: str):
         def read(tensor: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
-            ops[f"Tensor.{name}"] += 1
+            if _on_device((tensor,), device_type):
+                ops[f"Tensor.{name}"] += 1
             return originals[name](tensor, *args, **kwargs)
 
         return read
