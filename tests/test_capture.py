@@ -7,10 +7,12 @@ replaying it is exercised by `benchmarks/gpu_benchmark.sh` on a GPU."""
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 
+from invgan.callbacks.capture import CaptureIterations
 from invgan.modules.captured_iteration import CapturedIteration, CaptureError
 from invgan.training import train
 from invgan.utils.checkpoint import load_checkpoint
@@ -75,6 +77,21 @@ def test_runs_that_cannot_be_captured_are_refused(train_config):
         train(cfg)
     message = str(error.value)
     assert "accumulates gradients" in message and "learning-rate schedules" in message
+
+
+def test_auto_captures_on_gpus_only():
+    callback = CaptureIterations(enabled="auto")
+    for device, stays in (("cpu", False), ("cuda", True)):
+        trainer = SimpleNamespace(
+            strategy=SimpleNamespace(root_device=torch.device(device)), callbacks=[callback]
+        )
+        callback.setup(trainer, None, "fit")  # type: ignore[arg-type]
+        assert (callback in trainer.callbacks) == stays, device
+
+
+def test_capture_setting_is_checked():
+    with pytest.raises(ValueError, match="allowed: true, false, auto"):
+        CaptureIterations(enabled="always")
 
 
 def test_warmup_must_be_positive():

@@ -11,7 +11,7 @@ import torch
 
 from invgan.training import train
 from invgan.utils.host_syncs import HostSyncCounter
-from tests.test_train_evaluate import ENCODER_RECIPES, SHARED_STAND_INS
+from tests.test_train_evaluate import stand_in_overrides
 
 
 class CountHostSyncs(pl.Callback):
@@ -48,12 +48,7 @@ RECIPES = {
 
 @pytest.mark.parametrize("experiment", RECIPES)
 def test_training_iterations_make_no_host_reads(experiment, train_config, shared_data, request):
-    stand_in = SHARED_STAND_INS.get(experiment)
-    overrides = [f"data.root={shared_data / stand_in}"] if stand_in else []
-    if experiment in ENCODER_RECIPES:
-        generator = request.getfixturevalue("face_generator_checkpoint")
-        overrides += [f"model.generator.path={generator}", "data.resolution=16"]
-    overrides += RECIPES[experiment]
+    overrides = [*stand_in_overrides(experiment, shared_data, request), *RECIPES[experiment]]
     CountHostSyncs.counts, CountHostSyncs.logging = {}, {}
     cfg = train_config(
         f"experiment={experiment}",

@@ -36,8 +36,9 @@ ENCODER_RECIPES = {
 }
 
 
-@pytest.mark.parametrize("experiment", EXPERIMENTS)
-def test_fast_dev_run_of_every_experiment(experiment, train_config, shared_data, request):
+def stand_in_overrides(experiment: str, shared_data: Path, request) -> list[str]:
+    """Overrides that run `experiment` on the shared stand-in data (encoder recipes: over the
+    shared 16-px face generator)."""
     stand_in = SHARED_STAND_INS.get(experiment)
     overrides = [f"data.root={shared_data / stand_in}"] if stand_in else []
     if experiment in ENCODER_RECIPES:
@@ -47,6 +48,12 @@ def test_fast_dev_run_of_every_experiment(experiment, train_config, shared_data,
             "data.resolution=16",
             *ENCODER_RECIPES[experiment],
         ]
+    return overrides
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_fast_dev_run_of_every_experiment(experiment, train_config, shared_data, request):
+    overrides = stand_in_overrides(experiment, shared_data, request)
     cfg = train_config(f"experiment={experiment}", "debug=fdr", "data.batch_size=4", *overrides)
     metrics = train(cfg)
     assert "test/mae" in metrics
