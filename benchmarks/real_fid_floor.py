@@ -14,11 +14,11 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
 
+from invgan.checkpoints.format import load_checkpoint
 from invgan.evaluation.evaluator import Evaluator
 from invgan.evaluation.loading import resolve_device, restore_run_config
 from invgan.metrics.fid import fid_against_real
 from invgan.metrics.inception import build_fid_metric
-from invgan.utils.checkpoint import load_checkpoint
 from invgan.utils.instantiate import instantiate_datamodule
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "conf"

@@ -21,8 +21,8 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from invgan.applications.inputs import load_images
+from invgan.checkpoints.format import load_checkpoint
 from invgan.evaluation.loading import build_model, resolve_device, restore_run_config
-from invgan.utils.checkpoint import load_checkpoint
 
 log = logging.getLogger(__name__)
 

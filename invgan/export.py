@@ -14,7 +14,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from invgan.utils.checkpoint import load_checkpoint, save_safetensors
+from invgan.checkpoints.format import load_checkpoint, save_safetensors
 
 log = logging.getLogger(__name__)
 

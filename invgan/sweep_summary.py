@@ -19,7 +19,7 @@ from hydra.core.utils import JobReturn
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from invgan.utils.atomic import atomic_write_json, atomic_write_text
+from invgan.checkpoints.atomic import atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
 JOB_RESULT_FILE = "job_result.json"

@@ -13,7 +13,7 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from invgan.callbacks.cuda_backend import CudaBackend
 from invgan.callbacks.run_config import RunConfigInCheckpoint
-from invgan.utils.checkpoint import check_resume_checkpoint
+from invgan.checkpoints.format import check_resume_checkpoint
 from invgan.utils.config_checks import check_config
 from invgan.utils.instantiate import (
     instantiate_callbacks,

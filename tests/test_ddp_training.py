@@ -8,8 +8,8 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from invgan.checkpoints.format import load_checkpoint
 from invgan.evaluation.loading import build_model, restore_run_config
-from invgan.utils.checkpoint import load_checkpoint
 from tests.conftest import CPU_RUN, SHARED_DATA, TINY_MODELS, run_entry_point
 
 

@@ -415,9 +415,9 @@ def digit_labels(checkpoint: Path, positive: list[int]):
 
 def _encoder(checkpoint: Path):
     """The checkpoint's own inversion (D's latent head), built as the apply command does."""
+    from invgan.checkpoints.format import load_checkpoint
     from invgan.evaluation.loading import build_model, restore_run_config
     from invgan.inversion.encoder import EncoderInversion
-    from invgan.utils.checkpoint import load_checkpoint
 
     cfg = compose_config("apply", [f"ckpt_path={checkpoint}", "inputs=x"], Path("unused"))
     loaded = load_checkpoint(checkpoint)

@@ -21,10 +21,10 @@ from invgan.applications.interpolation import interpolate, lerp, slerp
 from invgan.applications.merging import compose_halves
 from invgan.applications.style_mixing import mix_first_styles, style_mixing
 from invgan.apply import apply
+from invgan.checkpoints.format import load_checkpoint
 from invgan.evaluation.loading import build_model, restore_run_config
 from invgan.inversion.optimization import known_pixels
 from invgan.training import train
-from invgan.utils.checkpoint import load_checkpoint
 from tests.conftest import CPU_RUN, LPIPS_WEIGHTS, SHARED_DATA, TINY_MODELS, compose_config
 
 RESOLUTION = 16

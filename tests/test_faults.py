@@ -29,6 +29,7 @@ from torch.utils.data import DataLoader
 import invgan.modules.indomain
 import invgan.modules.invgan
 from invgan.callbacks.last_checkpoint import LastCheckpoint, state_is_finite
+from invgan.checkpoints.format import load_checkpoint
 from invgan.modules.indomain import InDomainEncoderModule
 from invgan.modules.invgan import InvGANModule
 from invgan.modules.invgan_loss_config import InvGANLossConfig
@@ -41,7 +42,6 @@ from invgan.nn.mapping import MappingMLP
 from invgan.nn.stylegan2.discriminator import StyleGAN2Discriminator
 from invgan.nn.stylegan2.generator import StyleGAN2Generator
 from invgan.training import train
-from invgan.utils.checkpoint import load_checkpoint
 from tests.conftest import CPU_RUN, REPO_ROOT, TINY_MODELS, bare_cpu_trainer
 
 # Fused Adam skips a bad step on a device flag (no host read); the unfused one gets the

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from invgan.checkpoints.format import CheckpointError, load_checkpoint
+from invgan.checkpoints.generator_import import load_frozen_generator
 from invgan.nn.stylegan2.generator import StyleGAN2Generator
-from invgan.utils.checkpoint import CheckpointError, load_checkpoint
-from invgan.utils.generator_import import load_frozen_generator
 
 TINY = {"w_dim": 16, "n_mlp": 2, "channel_multiplier": 1, "channel_max": 16}
 

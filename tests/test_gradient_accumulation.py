@@ -13,13 +13,13 @@ import torch
 from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 
+from invgan.checkpoints.format import load_checkpoint
 from invgan.modules.indomain import InDomainEncoderModule
 from invgan.modules.invgan import InvGANModule
 from invgan.modules.invgan_loss_config import InvGANLossConfig
 from invgan.nn.dcgan import DCGANDiscriminator, DCGANGenerator
 from invgan.nn.mapping import MappingMLP
 from invgan.training import gradient_accumulation, train
-from invgan.utils.checkpoint import load_checkpoint
 from tests import test_faults
 from tests.conftest import bare_cpu_trainer
 

@@ -14,7 +14,8 @@ from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 
 from datamodules.celeba import CelebADataModule
-from invgan.callbacks.run_config import CONFIG_KEY
+from invgan.checkpoints.generator_import import load_frozen_generator
+from invgan.checkpoints.keys import CONFIG_KEY
 from invgan.evaluation.loading import build_model
 from invgan.losses.perceptual import PerceptualDistance
 from invgan.modules.indomain import InDomainEncoderModule
@@ -22,7 +23,6 @@ from invgan.nn.encoders.indomain import InDomainEncoder
 from invgan.nn.frozen_generator import FrozenGenerator
 from invgan.nn.stylegan2.discriminator import StyleGAN2Discriminator
 from invgan.training import train
-from invgan.utils.generator_import import load_frozen_generator
 from invgan.utils.images import to_signed_range
 from tests.conftest import LPIPS_WEIGHTS, SHARED_DATA, TINY_MODELS, bare_cpu_trainer
 

@@ -12,9 +12,9 @@ import hydra
 import pytest
 import torch
 
+from invgan.checkpoints.format import load_checkpoint
 from invgan.evaluation.loading import build_model, restore_run_config
 from invgan.inversion.optimization import LatentOptimization
-from invgan.utils.checkpoint import load_checkpoint
 from invgan.utils.images import to_signed_range
 from invgan.utils.instantiate import instantiate_datamodule
 from tests.conftest import LPIPS_WEIGHTS, compose_config

@@ -11,14 +11,14 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from invgan.callbacks.run_config import CONFIG_KEY
+from invgan.checkpoints.format import load_checkpoint
+from invgan.checkpoints.keys import CONFIG_KEY
 from invgan.evaluation.loading import build_model
 from invgan.losses.identity import ArcFace, IdentityLoss
 from invgan.modules.psp import PSPModule
 from invgan.nn.encoders.ir_se import IRBody
 from invgan.nn.encoders.psp import psp_encoder
 from invgan.training import train
-from invgan.utils.checkpoint import load_checkpoint
 from invgan.utils.images import to_signed_range
 from invgan.utils.instantiate import instantiate_datamodule
 from tests.conftest import SHARED_DATA, TINY_MODELS, bare_cpu_trainer

@@ -18,7 +18,9 @@ import safetensors.torch
 import torch
 from omegaconf import open_dict
 
-from invgan.callbacks.run_config import CONFIG_KEY
+from invgan.checkpoints.format import CheckpointError, load_checkpoint, save_safetensors
+from invgan.checkpoints.generator_import import load_frozen_generator
+from invgan.checkpoints.keys import CONFIG_KEY
 from invgan.evaluation.evaluator import Evaluator
 from invgan.evaluation.pipeline import METRICS_FILE, evaluate
 from invgan.export import export
@@ -27,9 +29,7 @@ from invgan.metrics.fid import RealStatistics, real_features_cached, statistics_
 from invgan.metrics.inception import build_fid_metric
 from invgan.nn.encoders.ir_se import read_arcface_weights
 from invgan.training import train
-from invgan.utils.checkpoint import CheckpointError, load_checkpoint, save_safetensors
 from invgan.utils.config_checks import ConfigValueError
-from invgan.utils.generator_import import load_frozen_generator
 from tests.conftest import CPU_RUN, REPO_ROOT, TINY_MODELS, compose_config
 
 # A tiny DCGAN InvGAN on synthetic data: 2 iterations, no test pass (seconds on a CPU).

@@ -22,9 +22,9 @@ from invgan.applications.editing import (
     save_codes,
     save_rows,
 )
+from invgan.checkpoints.atomic import atomic_write_json
 from invgan.directions.latent_directions import LatentDirections, move_codes, prior_spread
 from invgan.nn.frozen_generator import FrozenGenerator
-from invgan.utils.atomic import atomic_write_json
 from invgan.utils.images import save_image_grid
 
 ALPHA_UNITS = ("prior_std", "latent")

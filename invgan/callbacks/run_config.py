@@ -6,7 +6,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 
-CONFIG_KEY = "invgan_config"
+from invgan.checkpoints.keys import CONFIG_KEY
 
 
 class RunConfigInCheckpoint(pl.Callback):

@@ -11,9 +11,9 @@ from typing import Any
 import torch
 from omegaconf import OmegaConf
 
+from invgan.checkpoints.format import load_checkpoint
 from invgan.directions.labels import LabelledImages, balanced_subset, binary_labels
 from invgan.evaluation.loading import restore_run_config
-from invgan.utils.checkpoint import load_checkpoint
 from invgan.utils.images import to_signed_range
 from invgan.utils.instantiate import instantiate_datamodule
 

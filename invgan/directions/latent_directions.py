@@ -10,8 +10,8 @@ from typing import Any
 
 import torch
 
+from invgan.checkpoints.safe_load import safe_torch_load
 from invgan.nn.frozen_generator import FrozenGenerator
-from invgan.utils.safe_load import safe_torch_load
 
 # Keys of a saved directions file (torch.save of a dict of tensors and plain data).
 _FIELDS = ("vectors", "names", "method", "layers", "info")

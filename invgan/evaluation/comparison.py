@@ -17,9 +17,9 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from invgan.checkpoints.atomic import atomic_write_json, atomic_write_text
 from invgan.evaluation.pipeline import METRICS_FILE
 from invgan.evaluation.report import markdown_report
-from invgan.utils.atomic import atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
 

@@ -8,11 +8,10 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from invgan.callbacks.run_config import CONFIG_KEY
+from invgan.checkpoints.format import load_checkpoint, load_state_dict_checked
+from invgan.checkpoints.generator_import import load_frozen_generator
+from invgan.checkpoints.keys import CONFIG_KEY, GENERATOR_ARCHITECTURE_KEY
 from invgan.inversion.pretrained_generator import PretrainedGenerator
-from invgan.modules.encoder_module import GENERATOR_ARCHITECTURE_KEY
-from invgan.utils.checkpoint import load_checkpoint, load_state_dict_checked
-from invgan.utils.generator_import import load_frozen_generator
 
 
 def resolve_device(name: str) -> torch.device:
@@ -42,7 +41,7 @@ def build_model(
         # Encoder runs: rebuild the frozen generator from the checkpoint itself, not from the
         # weights file it was first loaded from (which may not exist here).
         run_cfg.model.generator = {
-            "_target_": "invgan.utils.generator_import.build_frozen_generator",
+            "_target_": "invgan.checkpoints.generator_import.build_frozen_generator",
             "_recursive_": False,
             "architecture": architecture,
         }

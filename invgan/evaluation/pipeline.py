@@ -13,12 +13,12 @@ from hydra.core.hydra_config import HydraConfig
 from lightning_fabric import Fabric
 from omegaconf import DictConfig, OmegaConf
 
+from invgan.checkpoints.atomic import atomic_write_json, atomic_write_text
 from invgan.evaluation.evaluator import Evaluator
 from invgan.evaluation.loading import load_model_and_data, resolve_device
 from invgan.evaluation.reconstruction_grid import save_reconstruction_grid
 from invgan.evaluation.report import format_table, markdown_report
 from invgan.evaluation.world import EvaluationWorld
-from invgan.utils.atomic import atomic_write_json, atomic_write_text
 from invgan.utils.cuda_backend import apply_cuda_settings
 from invgan.utils.instantiate import instantiate_datamodule
 

@@ -25,13 +25,13 @@ from typing import Any, NamedTuple
 
 import torch
 
+from invgan.checkpoints.atomic import atomic_write
+from invgan.checkpoints.safe_load import safe_torch_load
 from invgan.inversion.feature_composition import SubspaceComposition
 from invgan.inversion.multi_code import MultiCodeInversion
 from invgan.inversion.self_expressive import learn_self_expression
 from invgan.inversion.spectral_clustering import spectral_clustering
 from invgan.nn.frozen_generator import FrozenGenerator
-from invgan.utils.atomic import atomic_write
-from invgan.utils.safe_load import safe_torch_load
 
 log = logging.getLogger(__name__)
 

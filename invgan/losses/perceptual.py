@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from invgan.utils.safe_load import safe_torch_load
+from invgan.checkpoints.safe_load import safe_torch_load
 
 NETS = ("vgg", "alex")
 

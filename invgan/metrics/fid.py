@@ -24,8 +24,8 @@ import torch
 from torch import Tensor
 from torchmetrics.image.fid import FrechetInceptionDistance
 
-from invgan.utils.atomic import atomic_write
-from invgan.utils.safe_load import safe_torch_load
+from invgan.checkpoints.atomic import atomic_write
+from invgan.checkpoints.safe_load import safe_torch_load
 
 log = logging.getLogger(__name__)
 PROGRESS_INTERVAL_SECONDS = 60.0

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torchmetrics.image.fid import FrechetInceptionDistance
 
-from invgan.utils.safe_load import safe_torch_load
+from invgan.checkpoints.safe_load import safe_torch_load
 
 INCEPTION_WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"
 INCEPTION_WEIGHTS_ENV = "INVGAN_INCEPTION_WEIGHTS"

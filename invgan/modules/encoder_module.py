@@ -8,14 +8,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from invgan.checkpoints.keys import GENERATOR_ARCHITECTURE_KEY
 from invgan.modules.nonfinite import NonFiniteGuardModule
 from invgan.nn.frozen_generator import FrozenGenerator
 from invgan.utils.ema import eval_mode
 from invgan.utils.images import batch_images, to_signed_range
-
-# Checkpoint entry with the Hydra config of the frozen generator's networks, so that a
-# checkpoint rebuilds them without the weights file they were first loaded from.
-GENERATOR_ARCHITECTURE_KEY = "frozen_generator_architecture"
 
 
 class EncoderModule(NonFiniteGuardModule):
@@ -43,7 +40,7 @@ class EncoderModule(NonFiniteGuardModule):
         if not isinstance(generator, FrozenGenerator):
             raise TypeError(
                 "model.generator must build a FrozenGenerator, e.g. with _target_: "
-                "invgan.utils.generator_import.load_frozen_generator"
+                "invgan.checkpoints.generator_import.load_frozen_generator"
             )
         self.generator = generator
         self.encoder = encoder

@@ -19,7 +19,7 @@ class FrozenGenerator(nn.Module):
     Codes are w (N, w_dim) or, for generators with one style input per layer (`n_latent` > 1),
     W+ (N, n_latent, w_dim). `architecture` is the Hydra config that rebuilds the networks
     without the file they were loaded from, so that checkpoints holding this module are
-    self-contained (see `invgan.utils.generator_import`).
+    self-contained (see `invgan.checkpoints.generator_import`).
     State dict: `generator.*`, `mapping_network.*` (standalone mapping only), `latent_avg`.
     """
 

@@ -18,10 +18,9 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
-from invgan.callbacks.run_config import CONFIG_KEY
-from invgan.modules.encoder_module import GENERATOR_ARCHITECTURE_KEY
-from invgan.utils.atomic import atomic_write
-from invgan.utils.safe_load import CheckpointError, safe_torch_load
+from invgan.checkpoints.atomic import atomic_write
+from invgan.checkpoints.keys import CONFIG_KEY, GENERATOR_ARCHITECTURE_KEY
+from invgan.checkpoints.safe_load import CheckpointError, safe_torch_load
 
 SAFETENSORS_SUFFIX = ".safetensors"
 # Checkpoint entries besides the weights that an exported file keeps. The config is YAML text

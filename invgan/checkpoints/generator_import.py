@@ -16,15 +16,15 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from invgan.callbacks.run_config import CONFIG_KEY
-from invgan.nn.frozen_generator import FrozenGenerator
-from invgan.utils.checkpoint import (
+from invgan.checkpoints.format import (
     SAFETENSORS_SUFFIX,
     CheckpointError,
     load_checkpoint,
     load_state_dict_checked,
 )
-from invgan.utils.safe_load import safe_torch_load
+from invgan.checkpoints.keys import CONFIG_KEY
+from invgan.checkpoints.safe_load import safe_torch_load
+from invgan.nn.frozen_generator import FrozenGenerator
 
 STYLEGAN2_TARGET = "invgan.nn.stylegan2.generator.StyleGAN2Generator"
 NETWORK_SETS = ("ema", "live")
