@@ -3,7 +3,12 @@
 from datamodules.archive import ImageArchive, read_labels
 from datamodules.base import ImageDataModule, split_by_fractions, split_indices
 from datamodules.celeba import CelebADataModule, CelebADataset
-from datamodules.errors import CorruptDataError
+from datamodules.errors import (
+    CorruptDataError,
+    DataNotFoundError,
+    DataPermissionError,
+    OversizedImageError,
+)
 from datamodules.ffhq import ArchiveImageDataset, FFHQDataModule
 from datamodules.image_folder import ImageFolderDataModule, ImageFolderDataset
 from datamodules.imagenet_patches import ImageNetPatchesDataModule, PatchDataset
@@ -15,6 +20,8 @@ __all__ = [
     "CelebADataModule",
     "CelebADataset",
     "CorruptDataError",
+    "DataNotFoundError",
+    "DataPermissionError",
     "FFHQDataModule",
     "ImageArchive",
     "ImageDataModule",
@@ -23,6 +30,7 @@ __all__ = [
     "ImageNetPatchesDataModule",
     "MNISTDataModule",
     "MNISTDataset",
+    "OversizedImageError",
     "PatchDataset",
     "SyntheticDataModule",
     "SyntheticDataset",

@@ -15,7 +15,7 @@ from typing import Any, BinaryIO
 
 import torch
 
-from datamodules.errors import CorruptDataError
+from datamodules.errors import CorruptDataError, DataPermissionError, permission_denied
 from datamodules.image_files import (
     DEFAULT_EXTENSIONS,
     is_image_name,
@@ -32,14 +32,20 @@ class ImageArchive:
     def __init__(self, root: str | Path, extensions: Sequence[str] = DEFAULT_EXTENSIONS) -> None:
         self.root = Path(root).expanduser()
         self.extensions = normalise_extensions(extensions)
-        if self.root.is_dir():
-            self.is_zip = False
-        elif self.root.is_file():
-            if not zipfile.is_zipfile(self.root):
-                raise CorruptDataError(f"{self.root} is neither a folder nor a valid zip file")
-            self.is_zip = True
-        else:
-            raise FileNotFoundError(f"Image folder or zip file {self.root} does not exist")
+        try:
+            if self.root.is_dir():
+                self.is_zip = False
+            elif self.root.is_file():
+                # Opened here, since is_zipfile reports a file it may not read as "not a zip".
+                with open(self.root, "rb") as handle:
+                    if not zipfile.is_zipfile(handle):
+                        message = f"{self.root} is neither a folder nor a valid zip file"
+                        raise CorruptDataError(message)
+                self.is_zip = True
+            else:
+                raise FileNotFoundError(f"Image folder or zip file {self.root} does not exist")
+        except PermissionError as error:
+            raise permission_denied(error) from error
         self._zipfile: zipfile.ZipFile | None = None
         self._zip_pid: int | None = None
 
@@ -53,6 +59,8 @@ class ImageArchive:
         if self._zipfile is None or self._zip_pid != os.getpid():
             try:
                 self._zipfile = zipfile.ZipFile(self.root)
+            except PermissionError as error:
+                raise permission_denied(error) from error
             except (OSError, zipfile.BadZipFile) as error:
                 raise CorruptDataError(f"Zip file {self.root} is unreadable: {error}") from error
             self._zip_pid = os.getpid()
@@ -80,11 +88,16 @@ class ImageArchive:
         return [path.relative_to(self.root).as_posix() for path in paths]
 
     def open(self, name: str) -> BinaryIO:
-        """The member ``name`` as a binary file; the caller closes it."""
-        if not self.is_zip:
-            return open(self.root / name, "rb")
+        """The member ``name`` as a binary file; the caller closes it.
+
+        Errors about the member leave its fix to the caller (see :mod:`datamodules.errors`).
+        """
         try:
+            if not self.is_zip:
+                return open(self.root / name, "rb")
             return io.BytesIO(self._zip().read(name))
+        except PermissionError as error:
+            raise permission_denied(error, with_fix=False) from error
         except (KeyError, OSError, zipfile.BadZipFile) as error:
             raise CorruptDataError(f"{self.describe(name)} is unreadable: {error}") from error
 
@@ -112,6 +125,8 @@ def read_labels(archive: ImageArchive, names: Sequence[str]) -> torch.Tensor | N
             meta = json.load(handle)
         entries = meta.get("labels")
         labels = None if entries is None else {str(n).replace("\\", "/"): v for n, v in entries}
+    except DataPermissionError as error:
+        raise DataPermissionError(f"{error}. {error.fix}") from error
     except (ValueError, TypeError, AttributeError) as error:
         raise CorruptDataError(
             f'{where} is malformed: expected {{"labels": [[name, label], ...]}} ({error})'

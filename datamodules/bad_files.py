@@ -1,8 +1,9 @@
 """What image datasets do with a file they cannot read (`data.on_bad_file`).
 
-`fail` (the default) raises the `CorruptDataError` that names the file and the fix. `skip` lets
-the dataset serve another item instead (so batches keep their size), warns once per file, and
-appends the file's name to `data.bad_files_log`: one short line per file, which is safe from
+`fail` (the default) raises the `CorruptDataError` that names the file and the fix, which
+depends on the problem (a corrupt file, one this user may not read, an oversized image). `skip`
+lets the dataset serve another item instead (so batches keep their size), warns once per file,
+and appends the file's name to `data.bad_files_log`: one short line per file, which is safe from
 several DataLoader workers and DDP processes at once. The number of distinct names in that file
 is the number of files skipped in the run.
 """
@@ -45,9 +46,10 @@ class BadFilePolicy:
     def handle(self, name: str, error: CorruptDataError) -> None:
         """Raise ``error`` with the fix under `fail`; under `skip`, record ``name`` instead."""
         if not self.skip:
-            raise CorruptDataError(
-                f"{error}. Replace or delete the file, or set data.on_bad_file=skip to use the "
-                "next readable image in its place"
+            # The same class, so callers can still tell a permission problem from corruption.
+            raise type(error)(
+                f"{error}. {error.fix}; or set data.on_bad_file=skip to use the next readable "
+                "image in its place"
             ) from error
         self.record(name, error)
 

@@ -10,6 +10,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from datamodules.errors import permission_denied
 from datamodules.resumable_loader import EpochSeededRandomSampler, ResumableDataLoader
 
 T = TypeVar("T")
@@ -122,7 +123,10 @@ class ImageDataModule(pl.LightningDataModule):
         """Build all three splits (whatever the stage); later calls return immediately."""
         if self.train_dataset is not None:
             return
-        train, val, test = self.build_datasets()
+        try:
+            train, val, test = self.build_datasets()
+        except PermissionError as error:  # a data folder or file that this user may not read
+            raise permission_denied(error) from error
         if len(train) < self.batch_size:
             raise ValueError(
                 f"The {self.name} training split has {len(train)} images, fewer than one "

@@ -13,7 +13,7 @@ from PIL import Image
 
 from datamodules.augment import Augmentation
 from datamodules.base import check_int
-from datamodules.errors import CorruptDataError
+from datamodules.errors import CorruptDataError, DataNotFoundError
 from datamodules.image_files import center_crop
 from datamodules.image_folder import ImageFolderDataModule, ImageFolderDataset
 
@@ -66,11 +66,12 @@ def check_not_official_layout(root: Path) -> None:
     split would otherwise silently replace the official one."""
     for folder in official_folders(root):
         if (folder / IMAGE_FOLDER).is_dir():
-            raise FileNotFoundError(
+            raise DataNotFoundError(
                 f"{folder / IMAGE_FOLDER} is the official CelebA image folder, but "
                 f"{folder / PARTITION_FILE} is missing, so the official train/val/test split is "
-                f"unknown. Put {PARTITION_FILE} (from CelebA's Eval/ folder) there, or set "
-                f"data.root={folder / IMAGE_FOLDER} to split its images by data.seed instead"
+                "unknown",
+                f"Put {PARTITION_FILE} (from CelebA's Eval/ folder) there, or set "
+                f"data.root={folder / IMAGE_FOLDER} to split its images by data.seed instead",
             )
 
 
@@ -94,9 +95,10 @@ def official_splits(partition: Path) -> tuple[list[Path], list[Path], list[Path]
     """(train, val, test) paths of the images listed in ``partition``, checked to exist."""
     folder = partition.parent / IMAGE_FOLDER
     if not folder.is_dir():
-        raise FileNotFoundError(
-            f"CelebA image folder {folder} not found; it should sit next to {partition} and "
-            "hold the aligned images (img_align_celeba.zip unpacked)"
+        raise DataNotFoundError(
+            f"CelebA image folder {folder} not found",
+            f"It should sit next to {partition} and hold the aligned images "
+            "(img_align_celeba.zip unpacked)",
         )
     names = read_partition(partition)
     for split, listed in names.items():
@@ -109,9 +111,10 @@ def official_splits(partition: Path) -> tuple[list[Path], list[Path], list[Path]
     present = set(os.listdir(folder))
     missing = [name for listed in names.values() for name in listed if name not in present]
     if missing:
-        raise FileNotFoundError(
+        raise DataNotFoundError(
             f"{len(missing)} images listed in {partition} are missing from {folder}, "
-            f"e.g. {', '.join(missing[:5])}"
+            f"e.g. {', '.join(missing[:5])}",
+            "Restore them from the CelebA download, or point data.root at a complete copy",
         )
     return tuple([folder / name for name in names[split]] for split in SPLITS)
 

@@ -43,7 +43,7 @@ class ArchiveImageDataset(ImageFolderDataset):
     def read(self, index: int) -> Image.Image:
         """Decode member ``paths[index]`` of the archive."""
         with self.archive.open(self.paths[index]) as handle:
-            return read_image(handle, self.channels, self.describe(index))
+            return read_image(handle, self.channels, self.describe(index), self.limits)
 
     def load(self, index: int) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Item ``index``, with its own label (also when it stands in for a skipped file)."""
@@ -63,7 +63,7 @@ class FFHQDataModule(ImageFolderDataModule):
     name = "FFHQ"
     expected_layout = (
         "a folder of PNG/JPG images, or a zip file in the StyleGAN2-ADA format (optionally "
-        "with dataset.json) as data.root"
+        "with dataset.json)"
     )
 
     def __init__(

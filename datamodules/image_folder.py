@@ -10,9 +10,13 @@ from torch.utils.data import Dataset
 from datamodules.augment import Augmentation
 from datamodules.bad_files import BadFilePolicy
 from datamodules.base import ImageDataModule, check_fractions, split_by_fractions
-from datamodules.errors import CorruptDataError
+from datamodules.errors import CorruptDataError, DataNotFoundError
 from datamodules.image_files import (
     DEFAULT_EXTENSIONS,
+    DEFAULT_LIMITS,
+    DEFAULT_MAX_ASPECT_RATIO,
+    DEFAULT_MAX_IMAGE_PIXELS,
+    ImageLimits,
     check_channels,
     image_to_tensor,
     list_images,
@@ -28,7 +32,9 @@ class ImageFolderDataset(Dataset):
     Only paths are stored, so the dataset pickles cheaply for worker processes and DDP spawn.
     Subclasses change where images come from (:meth:`read`) and how they become squares
     (:meth:`transform`); augmentation and conversion to tensors stay here. What an unreadable
-    file does is up to ``bad_files``, which the datamodule sets from ``data.on_bad_file``.
+    file does is up to ``bad_files``, which the datamodule sets from ``data.on_bad_file``, and
+    which images are too large to decode is up to ``limits`` (``data.max_image_pixels``,
+    ``data.max_aspect_ratio``).
     """
 
     def __init__(
@@ -44,13 +50,14 @@ class ImageFolderDataset(Dataset):
         self.channels = channels
         self.augment = augment
         self.bad_files = BadFilePolicy()
+        self.limits = DEFAULT_LIMITS
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def read(self, index: int) -> Image.Image:
         """Decode the image of item ``index``."""
-        return read_image(self.paths[index], self.channels)
+        return read_image(self.paths[index], self.channels, limits=self.limits)
 
     def transform(self, image: Image.Image) -> Image.Image:
         """Shorter side resized to ``resolution``, then the centred square."""
@@ -112,6 +119,8 @@ class ImageFolderDataModule(ImageDataModule):
         seed: int = 0,
         on_bad_file: str = "fail",
         bad_files_log: str | Path | None = None,
+        max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+        max_aspect_ratio: float = DEFAULT_MAX_ASPECT_RATIO,
     ) -> None:
         super().__init__(
             resolution=resolution,
@@ -134,24 +143,30 @@ class ImageFolderDataModule(ImageDataModule):
             )
         self.augmentation = Augmentation(hflip, translate)
         self.bad_files = BadFilePolicy(on_bad_file, bad_files_log)
+        self.image_limits = ImageLimits(max_image_pixels, max_aspect_ratio, config="data")
 
     def setup(self, stage: str | None = None) -> None:
-        """Build the splits, then hand each the policy for unreadable files."""
+        """Build the splits, then hand each the policies for unreadable and oversized files."""
         super().setup(stage)
         for dataset in (self.train_dataset, self.val_dataset, self.test_dataset):
-            dataset.bad_files = self.bad_files
+            self.configure(dataset)
+
+    def configure(self, dataset: ImageFolderDataset) -> None:
+        """Give ``dataset`` this datamodule's policy for unreadable files and its size limits."""
+        dataset.bad_files = self.bad_files
+        dataset.limits = self.image_limits
 
     def train_augment(self, train: bool) -> Augmentation | None:
         """The configured augmentation for the training split, none for the others."""
         return self.augmentation if train else None
 
     def check_root(self) -> None:
-        """Raise a FileNotFoundError that says what belongs there unless ``root`` exists."""
+        """Raise a DataNotFoundError that says what belongs there unless ``root`` exists."""
         if not self.root.exists():
-            raise FileNotFoundError(
-                f"{self.name} data {self.root} does not exist. Expected {self.expected_layout}; "
-                f"set data.root, or point INVGAN_DATA_DIR / paths.data_dir at a folder that "
-                f"has a {self.root.name}/ subfolder."
+            raise DataNotFoundError(
+                f"{self.name} data {self.root} does not exist. Expected {self.expected_layout}",
+                "Set data.root=<where it is>, or point INVGAN_DATA_DIR / paths.data_dir at a "
+                f"folder that has a {self.root.name}/ subfolder.",
             )
 
     def split_paths(self) -> tuple[list[Path], list[Path], list[Path]]:

@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader
 
 from datamodules.augment import Augmentation
 from datamodules.base import check_int, split_by_fractions
+from datamodules.errors import DataNotFoundError
 from datamodules.image_files import center_crop, crop_square, list_images, resize_shorter_side
 from datamodules.image_folder import ImageFolderDataModule, ImageFolderDataset
 
@@ -104,10 +105,10 @@ class ImageNetPatchesDataModule(ImageFolderDataModule):
         official_train = list_images(train_dir, self.extensions)
         val_dir = self.root / "val"
         if not val_dir.is_dir():
-            raise FileNotFoundError(
+            raise DataNotFoundError(
                 f"{train_dir} exists, so {self.root} is read in the ILSVRC layout, which also "
-                f"needs {val_dir}/ (the official validation images, used as the test split). "
-                "Add it, or point data.root at a flat folder of images to split by data.seed"
+                f"needs {val_dir}/ (the official validation images, used as the test split)",
+                "Add it, or point data.root at a flat folder of images to split by data.seed",
             )
         train, val, _ = split_by_fractions(
             official_train, self.val_fraction, 0.0, self.seed, str(train_dir)
@@ -133,7 +134,7 @@ class ImageNetPatchesDataModule(ImageFolderDataModule):
             self.tiled_test_dataset = PatchDataset(
                 self.test_dataset.paths, self.image_size, tile, self.channels
             )
-            self.tiled_test_dataset.bad_files = self.bad_files
+            self.configure(self.tiled_test_dataset)
 
     def tiled_test_dataloader(self) -> DataLoader:
         """Whole test images of ``grid_size * patch_size`` pixels, ``eval_batch_size`` a batch."""

@@ -1,7 +1,9 @@
 """MNIST from the four official IDX files, parsed with numpy and kept in memory as uint8."""
 
 import gzip
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -9,7 +11,8 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from datamodules.base import ImageDataModule, check_int, split_indices
-from datamodules.errors import CorruptDataError
+from datamodules.download import DownloadError, download_files
+from datamodules.errors import CorruptDataError, DataNotFoundError, permission_denied
 
 IDX_IMAGES_MAGIC = 0x00000803  # unsigned bytes, 3 dimensions
 IDX_LABELS_MAGIC = 0x00000801  # unsigned bytes, 1 dimension
@@ -19,6 +22,18 @@ TRAIN_LABELS = "train-labels-idx1-ubyte"
 TEST_IMAGES = "t10k-images-idx3-ubyte"
 TEST_LABELS = "t10k-labels-idx1-ubyte"
 MNIST_FILES = (TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)
+# The official gzipped files and their md5s (as torchvision lists them).
+MNIST_MD5 = {
+    TRAIN_IMAGES: "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+    TRAIN_LABELS: "d53e105ee54ea40749a09fcbcd1e9432",
+    TEST_IMAGES: "9fb629c4189551a2d022fa330f9573f3",
+    TEST_LABELS: "ec29112dd5afa0611ce80d1b7f02629c",
+}
+# Where MNIST downloads from, in order: torchvision's mirrors.
+MNIST_MIRRORS = (
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "http://yann.lecun.com/exdb/mnist/",
+)
 # Resolution -> zero padding (pixels per side); 32 is the usual size for DCGAN-style networks.
 MNIST_PADDING = {28: 0, 32: 2}
 
@@ -32,6 +47,8 @@ def read_idx(path: str | Path, magic: int) -> np.ndarray:
                 data = handle.read()
         else:
             data = path.read_bytes()
+    except PermissionError as error:
+        raise permission_denied(error) from error
     except (OSError, EOFError) as error:  # gzip.BadGzipFile is an OSError
         raise CorruptDataError(f"IDX file {path} is unreadable: {error}") from error
     if len(data) < 4:
@@ -74,14 +91,30 @@ def find_mnist_files(root: str | Path) -> tuple[dict[str, Path], list[str], list
     return found, missing, directories
 
 
-def _missing_files_message(missing: list[str], directories: list[Path]) -> str:
+def _missing_files_error(missing: list[str], directories: list[Path]) -> DataNotFoundError:
     searched = ", ".join(str(d) for d in directories)
-    return (
+    return DataNotFoundError(
         f"MNIST files not found: missing {', '.join(missing)}. Expected the four official IDX "
         f"files {', '.join(MNIST_FILES)} (each optionally gzipped as .gz) in one of the "
-        f"directories searched: {searched}. Place the files there, or set data.download=true "
+        f"directories searched: {searched}",
+        "Place the files there, set data.root=<folder holding them>, set data.download=true "
         "when online, or point INVGAN_DATA_DIR / paths.data_dir at a folder that has an "
-        "mnist/ subfolder holding the files."
+        "mnist/ subfolder holding the files.",
+    )
+
+
+def _download_failed_error(
+    root: Path, missing: list[str], error: DownloadError
+) -> DataNotFoundError:
+    names = ", ".join(f"{name}.gz" for name in MNIST_FILES)
+    return DataNotFoundError(
+        f"MNIST is not in {root} (missing {', '.join(missing)}) and could not be downloaded"
+        f"{', as this machine seems to be offline' if error.offline else ''}: {error}",
+        f"Copy the four official IDX files {names} (gzipped or not) from a machine that is "
+        f"online into {root}, or point data.root=<folder> at a folder that holds them (or set "
+        "INVGAN_DATA_DIR=<folder> to a folder with an mnist/ subfolder holding them); "
+        "data.mirrors lists the addresses to download from and data.download=false turns "
+        "downloading off.",
     )
 
 
@@ -127,7 +160,11 @@ class MNISTDataset(Dataset):
 
 
 class MNISTDataModule(ImageDataModule):
-    """MNIST: 60k official training images split into train/val by ``seed``; the 10k as test."""
+    """MNIST: 60k official training images split into train/val by ``seed``; the 10k as test.
+
+    With ``download``, missing files are fetched (md5-checked) into ``root`` from the first of
+    ``mirrors`` that delivers each; offline, the error says where to put them.
+    """
 
     name = "MNIST"
 
@@ -135,14 +172,15 @@ class MNISTDataModule(ImageDataModule):
         self,
         root: str | Path,
         download: bool = False,
-        resolution: int = 28,
-        channels: int = 1,
+        resolution: Literal[28, 32] = 28,
+        channels: Literal[1] = 1,
         val_size: int = 5000,
         batch_size: int = 64,
         eval_batch_size: int = 256,
         num_workers: int = 0,
         pin_memory: bool = False,
         seed: int = 0,
+        mirrors: Sequence[str] = MNIST_MIRRORS,
     ) -> None:
         super().__init__(
             resolution=resolution,
@@ -154,38 +192,42 @@ class MNISTDataModule(ImageDataModule):
             seed=seed,
         )
         if channels != 1:
-            raise ValueError(f"MNIST images are grayscale: channels must be 1, got {channels}")
+            raise ValueError(
+                f"data.channels={channels}: MNIST images are grayscale, channels must be 1"
+            )
         if resolution not in MNIST_PADDING:
             allowed = ", ".join(str(r) for r in MNIST_PADDING)
             raise ValueError(
-                f"MNIST resolution must be one of ({allowed}) (28 native, 32 zero-padded), "
-                f"got {resolution}"
+                f"data.resolution={resolution}: MNIST comes at ({allowed}) (28 native, "
+                "32 zero-padded)"
             )
         check_int("val_size", val_size, minimum=0)
         self.root = Path(root).expanduser()
         self.download = download
+        self.mirrors = tuple(mirrors)
         self.val_size = val_size
 
-    def _download(self) -> None:
-        # Imported here: torchvision is only needed for this optional, online path.
-        from torchvision.datasets import MNIST
-
-        for train in (True, False):
-            MNIST(str(self.root), train=train, download=True)
+    def _download(self, missing: list[str]) -> None:
+        files = {f"{name}.gz": MNIST_MD5[name] for name in missing}
+        try:
+            download_files(files, self.mirrors, self.root)
+        except DownloadError as error:
+            raise _download_failed_error(self.root, missing, error) from None
 
     def prepare_data(self) -> None:
-        """Download the files (rank zero only, via torchvision) if missing and allowed."""
-        if self.download and find_mnist_files(self.root)[1]:
-            self._download()
+        """Download the missing files (rank zero only) when allowed."""
+        missing = find_mnist_files(self.root)[1]
+        if self.download and missing:
+            self._download(missing)
 
     def locate_files(self) -> dict[str, Path]:
-        """Paths of the four IDX files, downloading them first when allowed."""
+        """Paths of the four IDX files, downloading missing ones first when allowed."""
         found, missing, directories = find_mnist_files(self.root)
         if missing and self.download:
-            self._download()
+            self._download(missing)
             found, missing, directories = find_mnist_files(self.root)
         if missing:
-            raise FileNotFoundError(_missing_files_message(missing, directories))
+            raise _missing_files_error(missing, directories)
         return found
 
     def build_datasets(self) -> tuple[MNISTDataset, MNISTDataset, MNISTDataset]:

@@ -3,6 +3,8 @@
     python -m invgan.apply application=<name> ckpt_path=<run>/checkpoints/last.ckpt \
         inputs=<image or folder> [inversion=<method>]
 
+or with a pSp / e4e checkpoint instead of a run: encoder_path=<file> (or registry:<name>).
+
 Applications (`conf/application/`, documented with examples in `docs/applications.md`):
 tiled_reconstruction, deblur, frame_interpolation (images of any size, inverted patch by
 patch); interpolation, style_mixing, inpainting, merging, attribute_editing, subspace_swap
@@ -21,8 +23,8 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from invgan.applications.inputs import load_images
-from invgan.checkpoints.format import load_checkpoint
-from invgan.evaluation.loading import build_model, resolve_device, restore_run_config
+from invgan.cli.user_errors import run_command
+from invgan.evaluation.loading import load_inference_model, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +45,10 @@ def input_size(layout: str, size: int | None, resolution: int) -> int | None:
 def apply(cfg: DictConfig) -> list[Path]:
     """Load the checkpoint and the input images, run the configured application."""
     device = resolve_device(cfg.device)
-    checkpoint = load_checkpoint(cfg.ckpt_path)
-    run_cfg = restore_run_config(checkpoint, cfg)
-    model = build_model(run_cfg, checkpoint, cfg).to(device)
-    resolution = int(run_cfg.data.resolution)
+    model, resolution, channels = load_inference_model(cfg, device)
     application = OmegaConf.to_container(cfg.application, resolve=True)
     size = input_size(application.pop("input_layout", "tiles"), cfg.get("size"), resolution)
-    images = load_images(cfg.inputs, int(run_cfg.data.channels), size).to(device)
+    images = load_images(cfg.inputs, channels, size).to(device)
     method = hydra.utils.instantiate(cfg.inversion, model=model)
     run = hydra.utils.instantiate(application)
     paths = run(method, images, resolution, Path(cfg.paths.output_dir))
@@ -65,4 +64,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main, "python -m invgan.apply")

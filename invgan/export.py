@@ -1,9 +1,13 @@
-"""Export a training run's weights as a `.safetensors` file that loads without unpickling:
+"""Export a trained model for use elsewhere:
 
-    python -m invgan.export ckpt_path=<run>/checkpoints/last.ckpt [out=model.safetensors]
+    python -m invgan.export ckpt_path=<run>/checkpoints/last.ckpt [format=safetensors]
+    python -m invgan.export ckpt_path=<run>/checkpoints/last.ckpt format=onnx [out=<folder>]
 
-The run's config (YAML) goes into the file's metadata, so `evaluate.py ckpt_path=<file>` and
-`python -m invgan.apply` rebuild the model from the file alone (see conf/export.yaml).
+`safetensors` (the default) writes the weights with the run's config in the file's metadata,
+so `evaluate.py ckpt_path=<file>` and `python -m invgan.apply` rebuild the model from the file
+alone. `onnx` and `torchscript` write the inference graphs (image -> code, code -> image,
+image -> reconstruction, z -> code) into a folder with a `model.json` manifest, for running
+without this framework (onnxruntime, `torch.jit.load`). See conf/export.yaml.
 """
 
 from __future__ import annotations
@@ -12,18 +16,48 @@ import logging
 from pathlib import Path
 
 import hydra
+import torch
 from omegaconf import DictConfig
 
 from invgan.checkpoints.format import load_checkpoint, save_safetensors
+from invgan.cli.user_errors import run_command
+from invgan.deployment.export_folder import GRAPH_FORMATS, write_graph_folder
+from invgan.evaluation.loading import load_inference_model, restore_run_config
+from invgan.utils.config_checks import ConfigValueError
 
 log = logging.getLogger(__name__)
 
+FORMATS = ("safetensors", *GRAPH_FORMATS)
+
+
+def default_out(cfg: DictConfig) -> Path:
+    """Where the export goes when `out` is not given: beside this command's logs."""
+    name = "model.safetensors" if cfg.format == "safetensors" else cfg.format
+    return Path(cfg.paths.output_dir) / name
+
 
 def export(cfg: DictConfig) -> Path:
-    """Write `cfg.ckpt_path`'s weights and config to `cfg.out`; returns the written path."""
-    path = save_safetensors(load_checkpoint(cfg.ckpt_path), cfg.out, bool(cfg.overwrite))
-    log.info("wrote %s", path)
-    return path
+    """Write the export that `cfg.format` names; returns the file or folder written.
+
+    A stored config that evaluation would refuse to rebuild is refused here, never copied on.
+    """
+    if cfg.format not in FORMATS:
+        raise ConfigValueError(f"format={cfg.format!r}: choose one of {', '.join(FORMATS)}")
+    out = Path(cfg.out) if cfg.get("out") else default_out(cfg)
+    if cfg.format == "safetensors":
+        if not cfg.get("ckpt_path"):
+            raise ConfigValueError(
+                "format=safetensors needs ckpt_path=<run>/checkpoints/last.ckpt"
+            )
+        checkpoint = load_checkpoint(cfg.ckpt_path)
+        restore_run_config(checkpoint, cfg, str(cfg.ckpt_path))
+        written = save_safetensors(checkpoint, out, bool(cfg.overwrite))
+    else:
+        model, _, _ = load_inference_model(cfg, torch.device("cpu"))
+        write_graph_folder(model, out, cfg.format, bool(cfg.overwrite))
+        written = out
+    log.info("wrote %s", written)
+    return written
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="export.yaml")
@@ -33,4 +67,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main, "python -m invgan.export")

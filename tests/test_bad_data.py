@@ -6,7 +6,10 @@ from __future__ import annotations
 import json
 import logging
 import pickle
+import re
+import struct
 import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,13 +17,15 @@ import numpy as np
 import pytest
 import torch
 from hydra.errors import InstantiationException
-from PIL import Image
+from PIL import Image, ImageFile
 from torch.utils.data import DataLoader
 
 from datamodules.bad_files import BadFilePolicy, skipped_files
 from datamodules.base import ImageDataModule
-from datamodules.errors import CorruptDataError
+from datamodules.errors import CorruptDataError, OversizedImageError
+from datamodules.image_files import DEFAULT_MAX_IMAGE_PIXELS, read_image
 from datamodules.image_folder import ImageFolderDataset
+from invgan.applications.inputs import load_images
 from invgan.utils.instantiate import instantiate_datamodule
 from tests.conftest import compose_config
 
@@ -272,7 +277,7 @@ def test_missing_root_names_the_folder_and_the_fix(tmp_path: Path, data: str) ->
     missing = tmp_path / "absent"
     with pytest.raises(FileNotFoundError) as error:
         datamodule_from_config(tmp_path, data, missing)
-    assert str(missing) in str(error.value) and "set data.root" in str(error.value)
+    assert str(missing) in str(error.value) and "Set data.root=" in str(error.value)
 
 
 @pytest.mark.parametrize("data", IMAGE_DATA)
@@ -338,3 +343,117 @@ def test_indexing_past_the_end_is_an_index_error_even_when_skipping(tmp_path):
     assert len(list(dataset)) == 4
     with pytest.raises(IndexError):
         dataset[4]
+
+
+# --------------------------------------------------------------------------- oversized images
+
+
+def strip_png(path: Path, length: int = 300_000) -> Path:
+    """A valid 1 x ``length`` grayscale PNG: under 1 KB on disk; resizing its 1-px side to the
+    resolution would make a 16 x 4,800,000 image (230 MB) at 16 px, gigabytes at 64 px."""
+    Image.new("L", (1, length), 128).save(path)
+    return path
+
+
+def header_only_png(path: Path, width: int, height: int) -> Path:
+    """A PNG whose header declares ``width`` x ``height`` pixels, followed by a few bytes of
+    image data: the shape of a decompression bomb, which only the header check can stop."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit grayscale
+    data = zlib.compress(bytes(width + 1))  # one row of the many declared
+    png = (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
+    )
+    path.write_bytes(png)
+    return path
+
+
+@pytest.fixture
+def decoded_sizes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """The sizes of all images whose pixels PIL decodes during the test."""
+    sizes: list[tuple[int, int]] = []
+    load = ImageFile.ImageFile.load
+
+    def recording_load(image: ImageFile.ImageFile) -> object:
+        sizes.append(image.size)
+        return load(image)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", recording_load)
+    return sizes
+
+
+@pytest.mark.parametrize("data", IMAGE_DATA)
+def test_strip_image_is_refused_before_decoding(
+    tmp_path: Path, data: str, decoded_sizes: list[tuple[int, int]]
+) -> None:
+    write_images(tmp_path / "images", 3)
+    strip = strip_png(tmp_path / "images" / "strip.png")
+    datamodule = datamodule_from_config(tmp_path, data, tmp_path / "images", "data.batch_size=4")
+    with pytest.raises(OversizedImageError) as error:
+        list(datamodule.train_dataloader())
+    message = str(error.value)
+    assert f"Image file {strip} is 1x300000 pixels" in message
+    assert "data.max_aspect_ratio=50" in message and "data.on_bad_file=skip" in message
+    assert (24, 20) in decoded_sizes and (1, 300_000) not in decoded_sizes
+
+
+def test_skip_replaces_oversized_images_and_lists_them(
+    tmp_path: Path, decoded_sizes: list[tuple[int, int]]
+) -> None:
+    write_images(tmp_path / "images", 4)
+    strip = strip_png(tmp_path / "images" / "strip.png")
+    # 30,000 x 30,000 is above the default pixel limit, below PIL's own error threshold.
+    bomb = header_only_png(tmp_path / "images" / "bomb.png", 30_000, 30_000)
+    assert DEFAULT_MAX_IMAGE_PIXELS < 30_000**2 < 2 * DEFAULT_MAX_IMAGE_PIXELS
+    datamodule = datamodule_from_config(
+        tmp_path, "image_folder", tmp_path / "images", "data.on_bad_file=skip"
+    )
+    batches = list(datamodule.train_dataloader())
+    assert [batch.shape for batch in batches] == [(2, 3, 16, 16)] * 3  # all 6 items served
+    assert sorted(skipped_files(tmp_path / "run" / "bad_files.txt")) == sorted(
+        [str(bomb), str(strip)]
+    )
+    assert set(decoded_sizes) == {(24, 20)}  # neither refused image was decoded
+
+
+def test_configured_limits_are_applied_and_checked(tmp_path: Path) -> None:
+    write_images(tmp_path / "images", 3)  # 24 x 20 = 480 pixels each
+    big = write_images(tmp_path / "big", 1, size=(30, 30))[0]
+    (tmp_path / "images" / "big.png").write_bytes(big.read_bytes())
+    limited = "data.max_image_pixels=500"
+    datamodule = datamodule_from_config(tmp_path, "image_folder", tmp_path / "images", limited)
+    with pytest.raises(OversizedImageError) as error:
+        list(datamodule.train_dataloader())
+    assert "900 pixels are more than data.max_image_pixels=500" in str(error.value)
+    for wrong in ("data.max_image_pixels=0", "data.max_aspect_ratio=0.5"):
+        with pytest.raises(InstantiationException, match=re.escape(wrong)):
+            datamodule_from_config(
+                tmp_path, "image_folder", tmp_path / "images", wrong, setup=False
+            )
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda path: strip_png(path),
+        lambda path: header_only_png(path, 30_000, 30_000),  # refused by the pixel limit
+        lambda path: header_only_png(path, 40_000, 40_000),  # refused by PIL's own limit too
+    ],
+    ids=["strip", "above_limit", "above_pil_limit"],
+)
+def test_apply_inputs_refuse_oversized_images(
+    tmp_path: Path, make: Callable[[Path], Path], decoded_sizes: list[tuple[int, int]]
+) -> None:
+    image = make(tmp_path / "input.png")
+    with pytest.raises(OversizedImageError) as error:
+        load_images(image, 3, 16)
+    message = str(error.value)
+    assert str(image) in message and f"inputs={image}" in message and "downscaled" in message
+    assert "data." not in message  # apply has no data.* limits to point to
+    assert decoded_sizes == []
+    with pytest.raises(OversizedImageError):  # the same for the datamodules' reader
+        read_image(image, 3)

@@ -163,29 +163,6 @@ def test_mnist_missing_files_message(tmp_path: Path) -> None:
 
 
 @needs_mnist
-def test_mnist_download_uses_torchvision_layout(tmp_path: Path, monkeypatch) -> None:
-    import torchvision.datasets
-
-    calls = []
-
-    class FakeMNIST:  # stands in for the network: places the files as torchvision does
-        def __init__(self, root: str, train: bool, download: bool) -> None:
-            calls.append((root, train, download))
-            raw = Path(root) / "MNIST" / "raw"
-            raw.mkdir(parents=True, exist_ok=True)
-            for name in MNIST_FILES:
-                shutil.copy(MNIST_DIR / f"{name}.gz", raw)
-
-    monkeypatch.setattr(torchvision.datasets, "MNIST", FakeMNIST)
-    with pytest.raises(FileNotFoundError):
-        MNISTDataModule(tmp_path, download=False).setup()
-    assert calls == []
-    datamodule = MNISTDataModule(tmp_path, download=True)
-    datamodule.setup()
-    assert sorted(calls) == [(str(tmp_path), False, True), (str(tmp_path), True, True)]
-    assert len(datamodule.test_dataset) == 10_000
-
-
 def _write_idx_images(path: Path, images: np.ndarray, declared: int | None = None) -> None:
     count = len(images) if declared is None else declared
     header = np.array([0x00000803, count, 28, 28], dtype=">u4").tobytes()

@@ -131,7 +131,7 @@ def test_reconstruct_pairs_networks_of_one_set():
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
-        ("mmd_weight", -1.0, "mmd_weight must be >= 0"),
+        ("mmd_weight", -1.0, "mmd_weight=-1.0: must be .*>= 0"),
         ("adversarial", "wgan", "allowed"),
         ("pixel_distance", "l3", "allowed"),
         ("r1_interval", 0, "r1_interval"),

@@ -52,7 +52,8 @@ def test_a_run_started_again_in_its_folder_resumes_from_its_last_checkpoint(trai
     again = first.copy()
     again.trainer.max_epochs = 2
     assert int(_final_state(again)["iteration"]) == 2 * iterations
-    again.auto_resume = False  # a fresh start, overwriting the folder's checkpoint
+    again.auto_resume = False  # a fresh start, replacing the folder's run
+    again.overwrite = True
     again.trainer.max_epochs = 1
     assert int(_final_state(again)["iteration"]) == iterations
 

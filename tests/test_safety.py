@@ -94,7 +94,7 @@ LOADERS = {
     "inception_weights": (lambda path: build_fid_metric(str(path)), "refusing to load"),
     "fid_statistics_cache": (RealStatistics.load, "corrupt or unreadable"),
     "kid_feature_cache": (_load_cached_features, "corrupt or unreadable"),
-    "arcface_weights": (read_arcface_weights, "Weights only load failed"),
+    "arcface_weights": (read_arcface_weights, "refusing to load"),
 }
 
 

@@ -153,7 +153,7 @@ def test_bad_value_fails_before_training(train_config):
 
 def test_missing_data_dir_names_files_and_fix(train_config, tmp_path, monkeypatch):
     monkeypatch.setenv("INVGAN_DATA_DIR", str(tmp_path / "nowhere"))
-    cfg = train_config("data=mnist", "debug=fdr")
+    cfg = train_config("data=mnist", "data.download=false", "debug=fdr")
     with pytest.raises(FileNotFoundError) as error:
         train(cfg)
     message = str(error.value)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 
+from datamodules.errors import CorruptDataError, permission_denied
 from datamodules.image_files import image_to_tensor, list_images, read_image, resize_center_crop
 from invgan.utils.images import to_signed_range
 
@@ -14,15 +15,24 @@ def load_images(source: str | Path, channels: int, size: int | None = None) -> t
     """Images in [-1, 1], (N, channels, H, W), from a file or a folder (sorted by path).
 
     With `size`, each image is resized (shorter side) and centre-cropped to size x size;
-    without, all images must already share one size.
+    without, all images must already share one size. A file that is unreadable (corrupt, not
+    readable by this user, or too large to decode safely) raises an error naming it and the fix.
     """
     source = Path(source).expanduser()
-    if not source.exists():
+    try:
+        exists, is_dir = source.exists(), source.is_dir()
+    except PermissionError as error:  # a folder on the way that this user may not enter
+        raise permission_denied(error) from error
+    if not exists:
         raise FileNotFoundError(f"inputs={source} does not exist: give an image file or a folder")
-    paths = list_images(source) if source.is_dir() else [source]
+    paths = list_images(source) if is_dir else [source]
     images = []
     for path in paths:
-        image = read_image(path, channels)
+        try:
+            image = read_image(path, channels)
+        except CorruptDataError as error:
+            # The same class, so callers can still tell the problems apart.
+            raise type(error)(f"{error}. {error.fix} (inputs={source})") from error
         if size is not None:
             image = resize_center_crop(image, size)
         images.append(image_to_tensor(image))

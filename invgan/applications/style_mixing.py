@@ -5,10 +5,15 @@ Images are paired 1-2, 3-4, ... (file-name order). In each pair the first image 
 first k style vectors of the second: k = 0 is the first image's reconstruction, k = L (the
 generator's n_latent) the second's, and the columns in between move from the first image to
 the second starting with the coarse layers (pose, shape), as in the paper's rows.
+
+With `layers` = [start, end], each pair gives one image instead: the first image with the W+
+layers start..end-1 of the second (e.g. the middle or fine layers only), as in StyleGAN's
+coarse / middle / fine style mixing.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +40,34 @@ def mix_first_styles(target: torch.Tensor, source: torch.Tensor) -> torch.Tensor
     return torch.where(from_source[None, :, :, None], source[:, None], target[:, None])
 
 
+def check_layer_range(layers: Sequence[int], n_latent: int) -> tuple[int, int]:
+    """(start, end) of a W+ layer range [start, end], end excluded, inside 0..n_latent."""
+    if len(layers) != 2 or not 0 <= int(layers[0]) < int(layers[1]) <= n_latent:
+        raise ValueError(
+            f"style mixing layers={list(layers)} must be [start, end] with 0 <= start < end <= "
+            f"{n_latent} (the generator's W+ layers, coarse first, end excluded), e.g. "
+            f"application.layers=[0,{n_latent}]"
+        )
+    return int(layers[0]), int(layers[1])
+
+
+def mix_layer_range(
+    target: torch.Tensor, source: torch.Tensor, start: int, end: int
+) -> torch.Tensor:
+    """W+ codes (N, L, D): `target` with layers [start, end) taken from `source`."""
+    start, end = check_layer_range((start, end), target.shape[1])
+    layer = torch.arange(target.shape[1], device=target.device)
+    from_source = (layer >= start) & (layer < end)
+    return torch.where(from_source[None, :, None], source, target)
+
+
 @torch.no_grad()
-def style_mixing(method: Any, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def style_mixing(
+    method: Any, images: torch.Tensor, layers: Sequence[int] | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Images (P, L + 1, C, H, W): image 2i-1 with the first k styles of image 2i, k = 0..L,
-    and their W+ codes (P, L + 1, L, D)."""
+    and their W+ codes (P, L + 1, L, D); with `layers` = [start, end], images (P, 1, C, H, W)
+    and codes (P, 1, L, D): image 2i-1 with layers start..end-1 of image 2i."""
     count = pairs(images)[0].shape[0]  # checks the pairing before any inversion
     generator = generator_of(method)
     if generator.n_latent < 2:
@@ -46,11 +75,16 @@ def style_mixing(method: Any, images: torch.Tensor) -> tuple[torch.Tensor, torch
             "style mixing needs a generator with one style input per layer (W+, n_latent > 1, "
             "e.g. StyleGAN2); this generator takes one code per image, so there is nothing to mix"
         )
+    if layers is not None:
+        start, end = check_layer_range(layers, generator.n_latent)
     codes, _ = invert(method, images)
     target, source = pairs(generator.expand_to_codes(codes))
-    mixed = mix_first_styles(target, source)
+    if layers is None:
+        mixed = mix_first_styles(target, source)
+    else:
+        mixed = mix_layer_range(target, source, start, end)[:, None]
     decoded = method.decode(mixed.flatten(0, 1))
-    return decoded.unflatten(0, (count, generator.n_latent + 1)), mixed
+    return decoded.unflatten(0, (count, mixed.shape[1])), mixed
 
 
 def run_style_mixing(
@@ -59,11 +93,13 @@ def run_style_mixing(
     resolution: int,
     output_dir: Path,
     show_inputs: bool = True,
+    layers: Sequence[int] | None = None,
 ) -> list[Path]:
-    """Write `style_mixing.png` (a row per pair: [input 1], k = 0..L, [input 2]) and
-    `style_mixing_codes.pt` (W+ codes (P, L + 1, L, D); index k = styles taken)."""
+    """Write `style_mixing.png` (a row per pair: [input 1], k = 0..L, [input 2]; with
+    `layers`, the one mixed image in place of k = 0..L) and `style_mixing_codes.pt` (W+ codes
+    (P, L + 1, L, D), index k = styles taken; with `layers`, (P, 1, L, D))."""
     check_whole_images(images, resolution)
-    mixed_images, mixed_codes = style_mixing(method, images)
+    mixed_images, mixed_codes = style_mixing(method, images, layers)
     columns = list(mixed_images.unbind(1))
     if show_inputs:
         first, second = pairs(images)

@@ -8,6 +8,13 @@ through a temporary file and a rename, so an interruption while writing leaves t
 `last.ckpt` intact. A state with a non-finite parameter or buffer is never written: the
 previous `last.ckpt` stays the one to resume from.
 
+Checkpoint callbacks run after all others and, with one validation per epoch, record a new
+best model only when the epoch ends, after `last.ckpt` was written at the validation: the file
+would keep the previous best path, a file that top-k saving may since have deleted. So when a
+checkpoint callback's best path has changed since `last.ckpt` was written, their state in the
+file is brought up to date (at the next batch or epoch, or when fitting ends); the training
+state in it stays that of the validation.
+
 A stop by `max_steps` or `max_time` in the middle of an epoch is saved at the end of the last
 training batch, not when fitting ends: by then Lightning has counted the epoch as finished, and
 a run resumed from that state would start the next epoch instead of finishing this one.
@@ -26,6 +33,9 @@ import torch
 from pytorch_lightning.callbacks import Timer
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
+from invgan.checkpoints.atomic import atomic_write
+from invgan.checkpoints.safe_load import safe_torch_load
+
 log = logging.getLogger(__name__)
 
 
@@ -43,6 +53,8 @@ class LastCheckpoint(pl.Callback):
     def __init__(self, dirpath: str | os.PathLike, filename: str = "last.ckpt") -> None:
         self.path = Path(dirpath) / filename
         self._saved_at_step: int | None = None
+        # The checkpoint callbacks' best paths that the file on disk holds.
+        self._written_best: list[str | None] = []
 
     def save(self, trainer: pl.Trainer) -> None:
         """Write the checkpoint atomically (every rank calls this; rank zero writes)."""
@@ -64,6 +76,31 @@ class LastCheckpoint(pl.Callback):
         if trainer.is_global_zero:
             os.replace(temporary, self.path)
         self._saved_at_step = trainer.global_step
+        self._written_best = _best_paths(trainer)
+
+    def refresh_best(self, trainer: pl.Trainer) -> None:
+        """Write the checkpoint callbacks' current state into the file this callback wrote,
+        when their best path has changed since (rank zero writes; nothing collective)."""
+        best = _best_paths(trainer)
+        if self._saved_at_step is None or best == self._written_best:
+            return
+        if trainer.is_global_zero and self.path.is_file():
+            checkpoint = safe_torch_load(self.path)
+            states = checkpoint.setdefault("callbacks", {})
+            for callback in trainer.checkpoint_callbacks:
+                states[callback.state_key] = callback.state_dict()
+            atomic_write(self.path, lambda file: torch.save(checkpoint, file))
+        self._written_best = best
+
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        """After a validation within the epoch (see the module docstring)."""
+        self.refresh_best(trainer)
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """After the previous epoch's end, where checkpoint callbacks save a new best."""
+        self.refresh_best(trainer)
 
     def on_train_batch_end(
         self,
@@ -86,6 +123,8 @@ class LastCheckpoint(pl.Callback):
         """When fitting ends, unless its last batch or validation was just saved."""
         if self._saved_at_step != trainer.global_step:
             self.save(trainer)
+        else:
+            self.refresh_best(trainer)
 
     def on_exception(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
@@ -106,6 +145,13 @@ class LastCheckpoint(pl.Callback):
                 self.save(trainer)
             else:
                 log.warning("interrupted: %s was not updated (several processes)", self.path)
+
+
+def _best_paths(trainer: pl.Trainer) -> list[str | None]:
+    """The best-model path of each checkpoint callback (None for those that keep none)."""
+    return [
+        getattr(callback, "best_model_path", None) for callback in trainer.checkpoint_callbacks
+    ]
 
 
 def _stops_after_this_batch(trainer: pl.Trainer) -> bool:

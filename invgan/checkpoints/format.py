@@ -7,6 +7,7 @@ An exported file holds the LightningModule's state dict as safetensors and, in i
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,6 +23,7 @@ from invgan.checkpoints.atomic import atomic_write
 from invgan.checkpoints.keys import CONFIG_KEY, GENERATOR_ARCHITECTURE_KEY
 from invgan.checkpoints.safe_load import CheckpointError, safe_torch_load
 
+log = logging.getLogger(__name__)
 SAFETENSORS_SUFFIX = ".safetensors"
 # Checkpoint entries besides the weights that an exported file keeps. The config is YAML text
 # in both formats; the others are structures, stored as YAML text and parsed back.
@@ -75,6 +77,30 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
             "so the model that produced it is unknown."
         )
     return checkpoint
+
+
+def trusted_stored_path(
+    path: str | os.PathLike | None, folder: str | os.PathLike | None
+) -> Path | None:
+    """A file path read from a checkpoint (such as Lightning's best-model path), when it names
+    an existing file inside `folder`, this run's own checkpoint folder; otherwise None, with a
+    warning that the model's current weights are used instead."""
+    if not path:
+        return None
+    # A resumed checkpoint may come from elsewhere, be stale (a file since deleted) or be
+    # planted: its paths must not decide which file is loaded next.
+    resolved = Path(path).resolve()
+    inside = folder is not None and resolved.is_relative_to(Path(folder).resolve())
+    if inside and resolved.is_file():
+        return resolved
+    reason = "no longer exists" if inside else f"lies outside this run's {folder}"
+    log.warning(
+        "not loading %s, a path restored from a checkpoint: it %s; using the model's current "
+        "weights instead",
+        path,
+        reason,
+    )
+    return None
 
 
 def save_safetensors(

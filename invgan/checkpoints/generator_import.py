@@ -1,5 +1,7 @@
-"""Load a pretrained generator as a `FrozenGenerator`: from an invgan training run or from a
-rosinality-format StyleGAN2 `.pt` file, without ever unpickling arbitrary objects.
+"""Load a pretrained generator as a `FrozenGenerator`: from an invgan training run, a
+rosinality-format StyleGAN2 `.pt` file, a StyleGAN2-ADA-PyTorch / StyleGAN3 `.pkl`
+(`nvidia_pickle`), the decoder of a pSp / e4e checkpoint (`psp_checkpoint`) or a
+`registry:<name>` (`registry`), without ever unpickling arbitrary objects.
 
 Architectures are read from the weights (resolution, widths, latent size, mapping depth), and
 a mismatch with what the config expects is an error that names both values.
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +25,12 @@ from invgan.checkpoints.format import (
     load_checkpoint,
     load_state_dict_checked,
 )
-from invgan.checkpoints.keys import CONFIG_KEY
+from invgan.checkpoints.keys import CONFIG_KEY, GENERATOR_ARCHITECTURE_KEY
+from invgan.checkpoints.nvidia_pickle import MAPPING_LR_KEY, PICKLE_SUFFIX, read_nvidia_generator
+from invgan.checkpoints.psp_checkpoint import is_psp_checkpoint, psp_decoder_content
+from invgan.checkpoints.registry import local_weights_path
 from invgan.checkpoints.safe_load import safe_torch_load
+from invgan.checkpoints.stored_config import checked_config
 from invgan.nn.frozen_generator import FrozenGenerator
 
 STYLEGAN2_TARGET = "invgan.nn.stylegan2.generator.StyleGAN2Generator"
@@ -33,18 +40,28 @@ NETWORK_SETS = ("ema", "live")
 ALLOWED_GLOBALS = [argparse.Namespace]
 
 
-def read_weights_file(path: str | os.PathLike) -> dict[str, Any]:
+def read_weights_file(path: str | os.PathLike | None) -> dict[str, Any]:
     """The content of a generator weights file, loaded without running code from it: a
-    `.safetensors` export, or `torch.load(weights_only=True)` with the allow-list."""
-    path = Path(path)
+    `.safetensors` export, an NVIDIA `.pkl` (restricted unpickler, `G_ema` in rosinality's
+    layout), or `torch.load(weights_only=True)` with the allow-list."""
+    files = (
+        "a checkpoints/last.ckpt of an invgan training run (or its .safetensors export), a "
+        "rosinality StyleGAN2 .pt, a StyleGAN2-ADA-PyTorch .pkl, a pSp / e4e checkpoint or "
+        "registry:<name>"
+    )
+    if path is None:
+        raise FileNotFoundError(
+            f"no generator weights given: pass model.generator.path=<file>: {files}."
+        )
+    path = local_weights_path(path)
     if not path.is_file():
         raise FileNotFoundError(
-            f"generator weights not found: {path}. Pass model.generator.path=<file>: a "
-            "checkpoints/last.ckpt of an invgan training run (or its .safetensors export) or a "
-            "rosinality StyleGAN2 .pt file."
+            f"generator weights not found: {path}. Pass model.generator.path=<file>: {files}."
         )
     if path.suffix == SAFETENSORS_SUFFIX:
         return load_checkpoint(path)
+    if path.suffix == PICKLE_SUFFIX:
+        return read_nvidia_generator(path)
     content = safe_torch_load(path, ALLOWED_GLOBALS)
     if not isinstance(content, dict):
         raise CheckpointError(f"{path} holds a {type(content).__name__}, not a dict of weights.")
@@ -70,19 +87,17 @@ def _from_invgan_run(
     if networks not in NETWORK_SETS:
         raise ValueError(f"model.generator.networks={networks!r}; allowed: {NETWORK_SETS}")
     run_cfg = OmegaConf.create(checkpoint[CONFIG_KEY])
-    model_cfg = run_cfg.model
+    if not isinstance(run_cfg, DictConfig) or not isinstance(run_cfg.get("model"), DictConfig):
+        raise CheckpointError(f"the '{CONFIG_KEY}' stored in {path} has no 'model' mapping")
+    # Resolved against the run's own config (network configs refer to ${data.resolution} and
+    # ${data.channels}), and checked: the file must not choose what gets built.
+    model_cfg = checked_config(run_cfg.model, str(path), "model")
     if "discriminator" not in model_cfg or "loss" not in model_cfg:
         raise CheckpointError(
             f"{path} is an invgan run without a trainable generator (model "
             f"{model_cfg.get('_target_')}); pass the InvGAN run the encoder was trained on."
         )
-    # Network configs refer to the run's ${data.resolution} and ${data.channels}.
-    architecture = {
-        key: None
-        if model_cfg.get(key) is None
-        else OmegaConf.to_container(model_cfg[key], resolve=True)
-        for key in ("generator", "mapping")
-    }
+    architecture = {key: model_cfg.get(key) for key in ("generator", "mapping")}
     frozen = build_frozen_generator(architecture)
     prefix = "ema." if networks == "ema" else ""
     state = checkpoint["state_dict"]
@@ -148,10 +163,12 @@ def _from_rosinality(
     return frozen, False
 
 
-def build_frozen_generator(architecture: dict[str, Any]) -> FrozenGenerator:
-    """Instantiate the networks described by `architecture` (weights are random until loaded)."""
-    if isinstance(architecture, DictConfig):
-        architecture = OmegaConf.to_container(architecture, resolve=True)
+def build_frozen_generator(
+    architecture: Mapping[str, Any], source: str = "the frozen generator's stored config"
+) -> FrozenGenerator:
+    """Instantiate the networks described by `architecture` (weights are random until loaded),
+    once its `_target_`s are checked: it may come from a file."""
+    architecture = checked_config(architecture, source, GENERATOR_ARCHITECTURE_KEY)
     generator = hydra.utils.instantiate(architecture["generator"])
     mapping = architecture.get("mapping")
     mapping = None if mapping is None else hydra.utils.instantiate(mapping)
@@ -159,7 +176,7 @@ def build_frozen_generator(architecture: dict[str, Any]) -> FrozenGenerator:
 
 
 def load_frozen_generator(
-    path: str | os.PathLike,
+    path: str | os.PathLike | None,
     resolution: int | None = None,
     channels: int | None = None,
     w_dim: int | None = None,
@@ -167,19 +184,42 @@ def load_frozen_generator(
     lr_mlp: float = 0.01,
     latent_avg_samples: int = 10_000,
 ) -> FrozenGenerator:
-    """A frozen generator from `path`: an invgan run checkpoint or a rosinality `.pt` file.
+    """A frozen generator from `path`: an invgan run checkpoint, a rosinality `.pt`, an NVIDIA
+    `.pkl`, a pSp / e4e checkpoint's decoder, or `registry:<name>` (see the module docstring).
 
     `resolution`, `channels` and `w_dim`, when given, are checked against the weights.
     `networks` picks an InvGAN run's EMA or live networks; `lr_mlp` is the mapping network's
     learning-rate multiplier that rosinality files were trained with (it scales the forward
-    pass and is not stored in them). Without a stored average latent, it is estimated from
-    `latent_avg_samples` prior samples.
+    pass and is not stored in them; NVIDIA pickles store theirs). Without a stored average
+    latent, it is estimated from `latent_avg_samples` prior samples.
     """
-    path = Path(path)
+    # A registry reference is downloaded (or found in the cache) and hashed once, here.
+    path = None if path is None else local_weights_path(path)
     content = read_weights_file(path)
+    return frozen_generator_from_content(
+        path, content, resolution, channels, w_dim, networks, lr_mlp, latent_avg_samples
+    )
+
+
+def frozen_generator_from_content(
+    path: Path,
+    content: dict[str, Any],
+    resolution: int | None = None,
+    channels: int | None = None,
+    w_dim: int | None = None,
+    networks: str = "ema",
+    lr_mlp: float = 0.01,
+    latent_avg_samples: int = 10_000,
+) -> FrozenGenerator:
+    """`load_frozen_generator` for a file already read (`read_weights_file` or a pSp
+    checkpoint's content); `path` names it in errors."""
+    if is_psp_checkpoint(content):
+        content = psp_decoder_content(path, content)
     if CONFIG_KEY in content and "state_dict" in content:
         frozen, needs_latent_avg = _from_invgan_run(path, content, networks)
     elif isinstance(content.get("g_ema"), dict):
+        # NVIDIA pickles store the multiplier their mapping weights are scaled by.
+        lr_mlp = float(content.get(MAPPING_LR_KEY, lr_mlp))
         frozen, needs_latent_avg = _from_rosinality(path, content, lr_mlp)
     else:
         raise CheckpointError(

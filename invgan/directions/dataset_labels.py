@@ -14,8 +14,8 @@ from omegaconf import OmegaConf
 from invgan.checkpoints.format import load_checkpoint
 from invgan.directions.labels import LabelledImages, balanced_subset, binary_labels
 from invgan.evaluation.loading import restore_run_config
+from invgan.evaluation.run_data import setup_run_data
 from invgan.utils.images import to_signed_range
-from invgan.utils.instantiate import instantiate_datamodule
 
 SPLITS = ("train", "val", "test")
 
@@ -54,8 +54,7 @@ class DatasetLabels:
         own = OmegaConf.create({"paths": dict(self.paths), "seed": self.seed})
         own.data_root = self.data_root
         run_cfg = restore_run_config(load_checkpoint(self.ckpt_path), own)
-        datamodule = instantiate_datamodule(run_cfg.data)
-        datamodule.setup()
+        datamodule = setup_run_data(run_cfg.data, str(self.ckpt_path), "python -m invgan.apply")
         return getattr(datamodule, f"{self.split}_dataset")
 
     def load(self, channels: int, resolution: int) -> LabelledImages:

@@ -18,6 +18,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from invgan.checkpoints.atomic import atomic_write_json, atomic_write_text
+from invgan.cli.user_errors import run_command
 from invgan.evaluation.pipeline import METRICS_FILE
 from invgan.evaluation.report import markdown_report
 
@@ -79,4 +80,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main, "python -m invgan.evaluation.comparison")

@@ -20,7 +20,7 @@ from typing import Any
 
 import hydra
 import torch
-from omegaconf import DictConfig, ListConfig
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import Tensor
 from torch.utils.data import ConcatDataset, Dataset, default_collate
 
@@ -41,6 +41,7 @@ from invgan.metrics.kid import kernel_inception_distance
 from invgan.metrics.perceptual import PerceptualDistanceAccumulator
 from invgan.metrics.reconstruction import SSIM_WINDOW, ReconstructionErrorAccumulator
 from invgan.metrics.runtime import measure_seconds_per_item, synchronize
+from invgan.utils.config_checks import ConfigValueError
 from invgan.utils.images import batch_images, to_signed_range
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,11 @@ def as_counts(value: int | list[int] | ListConfig) -> list[int]:
     return counts
 
 
+def _at_most(available: int, count: int | None) -> int:
+    """`count` images of `available`, all of them when `count` is null."""
+    return available if count is None else min(available, int(count))
+
+
 def batch_plan(order: Tensor, batch_size: int) -> list[Batch]:
     """(positions, dataset indices) of consecutive batches of `order`."""
     positions = torch.arange(order.numel())
@@ -81,6 +87,13 @@ class Evaluator:
         device: torch.device,
         world: EvaluationWorld | None = None,
     ) -> None:
+        # Checked before any work: an unknown FID would otherwise fail after the others ran.
+        which = OmegaConf.select(cfg, "metrics.fid.which", default=None) or ()
+        unknown = set(which) - set(STREAMS)
+        if unknown:
+            raise ConfigValueError(
+                f"metrics.fid.which: unknown {sorted(unknown)}; allowed: {list(STREAMS)}"
+            )
         self.model = model
         # Every metric that inverts images goes through the configured inversion method (the
         # model's own encoder, optimisation, hybrid, ...), so methods compare on equal terms.
@@ -89,7 +102,8 @@ class Evaluator:
         self.cfg = cfg
         self.device = device
         self.world = world or EvaluationWorld()
-        self.batch_size = int(cfg.get("batch_size") or datamodule.eval_batch_size)
+        batch_size = cfg.get("batch_size")  # null: the data config's (0 is refused earlier)
+        self.batch_size = int(datamodule.eval_batch_size if batch_size is None else batch_size)
         self.grid_pairs: tuple[Tensor, Tensor] | None = None
         self.fid_metric: Any = None  # built when FIDs are computed
 
@@ -295,8 +309,8 @@ class Evaluator:
         the features of its first `metrics.kid.real_count` images; both cached on disk."""
         fid_cfg, kid_cfg = self.cfg.metrics.fid, self.cfg.metrics.kid
         dataset = self._training_set()
-        stat_count = min(len(dataset), int(fid_cfg.real_count or len(dataset)))
-        feature_count = min(len(dataset), int(kid_cfg.real_count)) if kid_cfg.enabled else 0
+        stat_count = _at_most(len(dataset), fid_cfg.real_count)
+        feature_count = _at_most(len(dataset), kid_cfg.real_count) if kid_cfg.enabled else 0
         computed: dict[str, Any] = {}
 
         def compute(total: int) -> dict[str, Any]:  # one pass over the first `total` images
@@ -338,8 +352,6 @@ class Evaluator:
         }
         results = {}
         for name in fid_cfg.which:
-            if name not in streams:
-                raise ValueError(f"metrics.fid.which has {name!r}; allowed: {list(streams)}")
             for count in as_counts(fid_cfg.num_samples):
                 keep = count if real_features is not None else 0
                 moments, features = self._features(streams[name](count), count, keep)

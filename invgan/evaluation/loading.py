@@ -8,10 +8,16 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from invgan.checkpoints.format import load_checkpoint, load_state_dict_checked
+from invgan.checkpoints.format import CheckpointError, load_checkpoint, load_state_dict_checked
 from invgan.checkpoints.generator_import import load_frozen_generator
 from invgan.checkpoints.keys import CONFIG_KEY, GENERATOR_ARCHITECTURE_KEY
+from invgan.checkpoints.stored_config import checked_config
+from invgan.evaluation.pretrained_encoder import load_pretrained_encoder_model
 from invgan.inversion.pretrained_generator import PretrainedGenerator
+from invgan.utils.config_checks import ConfigValueError
+
+# The parts of a stored run config that evaluation and applications build objects from.
+REBUILT_SECTIONS = ("model", "data")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -21,31 +27,55 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def restore_run_config(checkpoint: dict[str, Any], cfg: DictConfig) -> DictConfig:
-    """The training run's config with this run's `paths` (so data paths re-resolve here)."""
+def restore_run_config(
+    checkpoint: dict[str, Any], cfg: DictConfig, source: str = "checkpoint"
+) -> DictConfig:
+    """The training run's config with this run's `paths` (so data paths re-resolve here), its
+    `model` and `data` resolved and checked: a file never chooses what gets built."""
     run_cfg = OmegaConf.create(checkpoint[CONFIG_KEY])
+    if not isinstance(run_cfg, DictConfig):
+        raise CheckpointError(f"the '{CONFIG_KEY}' stored in {source} is not a mapping")
     run_cfg.paths = cfg.paths
-    run_cfg.seed = cfg.seed
+    if cfg.get("seed") is not None:
+        run_cfg.seed = cfg.seed
+    for section in REBUILT_SECTIONS:
+        if not isinstance(run_cfg.get(section), DictConfig):
+            raise CheckpointError(
+                f"the config stored in {source} has no '{section}' mapping: it was not written "
+                "by invgan's train.py"
+            )
     if cfg.get("data_root"):
         run_cfg.data.root = cfg.data_root
+    for section in REBUILT_SECTIONS:
+        run_cfg[section] = checked_config(run_cfg[section], source, section)
+    frozen_generator_architecture(checkpoint, source)
     return run_cfg
+
+
+def frozen_generator_architecture(checkpoint: dict[str, Any], source: str) -> Any:
+    """An encoder run's stored frozen-generator config, checked (None for other runs)."""
+    architecture = checkpoint.get(GENERATOR_ARCHITECTURE_KEY)
+    if architecture is None:
+        return None
+    return checked_config(architecture, source, GENERATOR_ARCHITECTURE_KEY)
 
 
 def build_model(
     run_cfg: DictConfig, checkpoint: dict[str, Any], cfg: DictConfig, source: str = "checkpoint"
 ) -> Any:
-    """Instantiate the run's model, load its weights (a mismatch names the tensors), apply
-    network-set overrides."""
-    architecture = checkpoint.get(GENERATOR_ARCHITECTURE_KEY)
+    """Instantiate the run's model (its config checked first), load its weights (a mismatch
+    names the tensors), apply network-set overrides."""
+    model_cfg = checked_config(run_cfg.model, source, "model")
+    architecture = frozen_generator_architecture(checkpoint, source)
     if architecture is not None:
         # Encoder runs: rebuild the frozen generator from the checkpoint itself, not from the
         # weights file it was first loaded from (which may not exist here).
-        run_cfg.model.generator = {
+        model_cfg["generator"] = {
             "_target_": "invgan.checkpoints.generator_import.build_frozen_generator",
             "_recursive_": False,
             "architecture": architecture,
         }
-    model = hydra.utils.instantiate(run_cfg.model)
+    model = hydra.utils.instantiate(model_cfg)
     load_state_dict_checked(model, checkpoint["state_dict"], source)
     if cfg.get("inversion_networks"):
         model.inversion_networks = cfg.inversion_networks
@@ -56,23 +86,48 @@ def build_model(
 
 def load_model_and_data(cfg: DictConfig, device: torch.device) -> tuple[Any, DictConfig, str]:
     """The model, its data config and the file it came from: a run's checkpoint
-    (`ckpt_path`), or a pretrained generator file (`generator_path`) with `data=<dataset>`."""
-    if bool(cfg.get("ckpt_path")) == bool(cfg.get("generator_path")):
-        raise ValueError(
-            "pass exactly one of ckpt_path=<run>/checkpoints/last.ckpt and "
-            "generator_path=<generator weights> (the latter with data=<dataset>)"
+    (`ckpt_path`), or with `data=<dataset>` a pretrained generator file (`generator_path`) or
+    a pSp / e4e checkpoint (`encoder_path`)."""
+    given = [key for key in ("ckpt_path", "generator_path", "encoder_path") if cfg.get(key)]
+    if len(given) != 1:
+        raise ConfigValueError(
+            "pass exactly one of ckpt_path=<run>/checkpoints/last.ckpt, "
+            "generator_path=<generator weights> and encoder_path=<pSp / e4e checkpoint> (the "
+            "latter two with data=<dataset>)"
         )
     if cfg.get("ckpt_path"):
         checkpoint = load_checkpoint(cfg.ckpt_path)
-        run_cfg = restore_run_config(checkpoint, cfg)
+        run_cfg = restore_run_config(checkpoint, cfg, str(cfg.ckpt_path))
         model = build_model(run_cfg, checkpoint, cfg, str(cfg.ckpt_path)).to(device)
         return model, run_cfg.data, str(cfg.ckpt_path)
     if cfg.get("data") is None:
-        raise ValueError(
-            "generator_path needs the images to invert: add data=<dataset> "
+        raise ConfigValueError(
+            f"{given[0]} needs the images to invert: add data=<dataset> "
             "(e.g. data=celeba data.root=/path/to/faces)"
         )
+    if cfg.get("encoder_path"):
+        model = load_pretrained_encoder_model(
+            cfg.encoder_path, resolution=cfg.data.resolution, channels=cfg.data.channels
+        )
+        return model.to(device), cfg.data, str(cfg.encoder_path)
     frozen = load_frozen_generator(
         cfg.generator_path, resolution=cfg.data.resolution, channels=cfg.data.channels
     )
     return PretrainedGenerator(frozen).to(device), cfg.data, str(cfg.generator_path)
+
+
+def load_inference_model(cfg: DictConfig, device: torch.device) -> tuple[Any, int, int]:
+    """The model with its resolution and image channels, for commands that need no dataset: a
+    training run's (`ckpt_path`) or a pSp / e4e checkpoint's (`encoder_path`)."""
+    if bool(cfg.get("ckpt_path")) == bool(cfg.get("encoder_path")):
+        raise ConfigValueError(
+            "pass exactly one of ckpt_path=<run>/checkpoints/last.ckpt and "
+            "encoder_path=<pSp / e4e checkpoint>"
+        )
+    if cfg.get("encoder_path"):
+        model = load_pretrained_encoder_model(cfg.encoder_path).to(device)
+        return model, model.generator.resolution, model.generator.channels
+    checkpoint = load_checkpoint(cfg.ckpt_path)
+    run_cfg = restore_run_config(checkpoint, cfg, str(cfg.ckpt_path))
+    model = build_model(run_cfg, checkpoint, cfg, str(cfg.ckpt_path)).to(device)
+    return model, int(run_cfg.data.resolution), int(run_cfg.data.channels)

@@ -18,6 +18,7 @@ from invgan.evaluation.evaluator import Evaluator
 from invgan.evaluation.loading import load_model_and_data, resolve_device
 from invgan.evaluation.reconstruction_grid import save_reconstruction_grid
 from invgan.evaluation.report import format_table, markdown_report
+from invgan.evaluation.run_data import setup_run_data
 from invgan.evaluation.world import EvaluationWorld
 from invgan.utils.cuda_backend import apply_cuda_settings
 from invgan.utils.instantiate import instantiate_datamodule
@@ -41,7 +42,7 @@ def default_label(cfg: DictConfig, method: str) -> str:
         path = Path(str(cfg.ckpt_path)).resolve()
         run = path.parent.parent.name if path.parent.name == "checkpoints" else path.stem
     else:
-        run = Path(str(cfg.generator_path)).stem
+        run = Path(str(cfg.get("generator_path") or cfg.get("encoder_path"))).stem
     return f"{run} / {method}"
 
 
@@ -74,8 +75,11 @@ def evaluate_on_rank(fabric: Fabric | None, cfg: DictConfig) -> dict[str, Any]:
     cuda = apply_cuda_settings(**cfg.cuda)
     device = resolve_device(cfg.device) if fabric is None else fabric.device
     model, data_cfg, source = load_model_and_data(cfg, device)
-    datamodule = instantiate_datamodule(data_cfg)
-    datamodule.setup()
+    if cfg.get("ckpt_path"):  # the training run's data config, rebuilt from the checkpoint
+        datamodule = setup_run_data(data_cfg, str(cfg.ckpt_path), "evaluate.py")
+    else:  # the data=<dataset> config given on this command line
+        datamodule = instantiate_datamodule(data_cfg)
+        datamodule.setup()
     evaluator = Evaluator(model, datamodule, cfg, device, world)
     metrics = evaluator.run()
     report = {

@@ -29,6 +29,7 @@ from torch import nn
 from invgan.losses.adversarial import discriminator_loss, generator_loss, r1_penalty
 from invgan.modules.encoder_module import EncoderModule
 from invgan.nn.frozen_generator import FrozenGenerator
+from invgan.utils.config_checks import check_arguments
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 
@@ -57,17 +58,14 @@ class InDomainEncoderModule(EncoderModule):
         r1_interval: int = 16,
         nonfinite: str = "stop",
     ) -> None:
-        weights = {
+        values = {
             "pixel_weight": pixel_weight,
             "perceptual_weight": perceptual_weight,
             "adversarial_weight": adversarial_weight,
             "r1_gamma": r1_gamma,
+            "r1_interval": r1_interval,
         }
-        for name, value in weights.items():
-            if value < 0:
-                raise ValueError(f"model.{name} must be >= 0, got {value}")
-        if r1_interval < 1:
-            raise ValueError(f"model.r1_interval must be >= 1, got {r1_interval}")
+        check_arguments("model", InDomainEncoderModule, values)
         super().__init__(
             generator,
             encoder(

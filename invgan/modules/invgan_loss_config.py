@@ -6,11 +6,12 @@ from dataclasses import dataclass, field, fields
 
 from invgan.losses.adversarial import ADVERSARIAL_KINDS
 from invgan.losses.reconstruction import DISTANCES
+from invgan.utils.config_checks import ConfigValueError, check_arguments
 
 
 @dataclass(frozen=True)
 class InvGANLossConfig:
-    """Loss weights and options; a negative weight or unknown option fails at construction."""
+    """Loss weights and options; an unusable value fails at construction, naming its key."""
 
     adversarial: str = "non_saturating"
     adversarial_weight: float = 1.0
@@ -30,24 +31,16 @@ class InvGANLossConfig:
     r1_interval: int = 16
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name.endswith(("_weight", "_gamma")) and value < 0:
-                raise ValueError(f"model.loss.{f.name} must be >= 0, got {value}")
+        # The same rules as `check_config`, for losses built without a config.
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        check_arguments("model.loss", type(self), values)
         if self.adversarial not in ADVERSARIAL_KINDS:
-            raise ValueError(
+            raise ConfigValueError(
                 f"model.loss.adversarial={self.adversarial!r}; allowed: {ADVERSARIAL_KINDS}"
             )
         for name in ("feature_distance", "pixel_distance"):
             if getattr(self, name) not in DISTANCES:
-                raise ValueError(
+                raise ConfigValueError(
                     f"model.loss.{name}={getattr(self, name)!r}; allowed: {DISTANCES}"
                 )
-        if self.r1_interval < 1:
-            raise ValueError(f"model.loss.r1_interval must be >= 1, got {self.r1_interval}")
-        bandwidths = tuple(float(b) for b in self.mmd_bandwidths)
-        if not bandwidths or min(bandwidths) <= 0:
-            raise ValueError(
-                f"model.loss.mmd_bandwidths must be positive numbers, got {self.mmd_bandwidths}"
-            )
-        object.__setattr__(self, "mmd_bandwidths", bandwidths)
+        object.__setattr__(self, "mmd_bandwidths", tuple(float(b) for b in self.mmd_bandwidths))

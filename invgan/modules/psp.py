@@ -23,6 +23,7 @@ from torch import nn
 
 from invgan.modules.encoder_module import EncoderModule
 from invgan.nn.frozen_generator import FrozenGenerator
+from invgan.utils.config_checks import ConfigValueError, check_arguments
 
 LOSSES = ("l2", "lpips", "id", "w_norm")
 
@@ -37,6 +38,9 @@ class PSPModule(EncoderModule):
     `perceptual` and `identity` build the frozen LPIPS and ArcFace networks and are called
     only when their weights are positive.
     """
+
+    # Images the encoder sees, stacked on the channel axis (ReStyle adds the reconstruction).
+    encoder_input_images = 1
 
     def __init__(
         self,
@@ -57,25 +61,32 @@ class PSPModule(EncoderModule):
         weights = dict(
             zip(LOSSES, (l2_weight, lpips_weight, id_weight, w_norm_weight), strict=True)
         )
-        for name, weight in weights.items():
-            if weight < 0:
-                raise ValueError(f"model.{name}_weight must be >= 0, got {weight}")
+        values = {f"{name}_weight": weight for name, weight in weights.items()}
+        check_arguments("model", PSPModule, {**values, "encoder_resolution": encoder_resolution})
         if weights["l2"] + weights["lpips"] + weights["id"] == 0:
-            raise ValueError(
-                "model.l2_weight, lpips_weight and id_weight are all 0: no loss ties the codes "
-                "to the images"
+            raise ConfigValueError(
+                "model.l2_weight, model.lpips_weight and model.id_weight are all 0: no loss ties "
+                "the codes to the images; set one of them > 0"
             )
         factories = {"lpips": perceptual, "id": identity}
         for name, factory in factories.items():
             if weights[name] > 0 and factory is None:
-                raise ValueError(f"model.{name}_weight > 0 needs its network config")
+                raise ConfigValueError(f"model.{name}_weight > 0 needs its network config")
         built = encoder(
             resolution=encoder_resolution or generator.resolution,
-            channels=generator.channels,
+            channels=generator.channels * self.encoder_input_images,
             w_dim=generator.w_dim,
             n_latent=generator.n_latent,
             learn_in_w=learn_in_w,
         )
+        # An encoder loaded from a pSp / e4e checkpoint (model.encoder.path) predicts codes or
+        # offsets from the average latent, as it was trained; decoding them the other way fails.
+        trained = getattr(built, "start_from_latent_avg", start_from_latent_avg)
+        if trained != start_from_latent_avg:
+            raise ConfigValueError(
+                "model.encoder.path holds an encoder trained with start_from_latent_avg="
+                f"{trained}; set model.start_from_latent_avg={str(trained).lower()}"
+            )
         loss_networks = {n: f for n, f in factories.items() if weights[n] > 0}
         super().__init__(generator, built, loss_networks, nonfinite)
         self.optimizer = optimizer

@@ -25,6 +25,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from invgan.checkpoints.safe_load import CheckpointError, safe_torch_load
+
 # Units per stage of the standard depths (ArcFace / InsightFace).
 STAGE_BLOCKS: dict[int, tuple[int, ...]] = {
     50: (3, 4, 14, 3),
@@ -165,9 +167,18 @@ def read_arcface_weights(path: str | os.PathLike | None) -> dict[str, torch.Tens
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"ArcFace weights not found: {path}. {hint}")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    expected = (
+        "An ArcFace weights file must be a state dict of the IR-SE50 network (a dict of tensors "
+        "named input_layer.*, body.*, output_layer.*), as model_ir_se50.pth is. A file that "
+        "pickles a whole model can be converted where it was made, from the model object: "
+        "torch.save(model.state_dict(), 'model_ir_se50.pth')."
+    )
+    try:
+        state = safe_torch_load(path)
+    except CheckpointError as error:
+        raise CheckpointError(f"{error}. {expected} {hint}") from error
     if not isinstance(state, dict):
-        raise ValueError(f"{path} holds a {type(state).__name__}, not a state dict")
+        raise ValueError(f"{path} holds a {type(state).__name__}, not a state dict. {expected}")
     return state
 
 

@@ -25,11 +25,14 @@ from torch import nn
 
 from invgan.nn.encoders.ir_se import IRBackbone
 from invgan.nn.stylegan2.equalized import EqualLinear
+from invgan.utils.config_checks import ConfigValueError
 
 # pSp's split of StyleGAN2's 18 style inputs at 1024 px: [0, 3) coarse, [3, 7) medium.
 PAPER_COARSE_END, PAPER_MEDIUM_END, PAPER_N_LATENT = 3, 7, 18
 # The trunk halves the side four times; the smallest input leaves a 1x1 coarsest map.
 MIN_RESOLUTION = 16
+# How `psp_encoder` reads the style heads: pSp's codes, or e4e's w0 + offsets.
+ARCHITECTURES = ("psp", "e4e")
 
 
 def style_split(
@@ -188,12 +191,28 @@ def psp_encoder(
     learn_in_w: bool = False,
     coarse_end: int | None = None,
     medium_end: int | None = None,
+    architecture: str = "psp",
     **trunk: object,
 ) -> nn.Module:
-    """The W+ `GradualStyleEncoder`, or with `learn_in_w` the `WEncoder` (which ignores the
-    style split); `trunk` holds depth, blocks, base_width, mode and backbone_weights."""
+    """The W+ `GradualStyleEncoder` (`architecture` psp), e4e's `E4EEncoder` (e4e: the same
+    network, its heads read as w0 + offsets), or with `learn_in_w` the `WEncoder` (which ignores
+    the style split); `trunk` holds depth, blocks, base_width, mode and backbone_weights."""
+    if architecture not in ARCHITECTURES:
+        raise ConfigValueError(
+            f"model.encoder.architecture={architecture!r}: must be one of {list(ARCHITECTURES)}"
+        )
     if learn_in_w:
+        if architecture != "psp":
+            raise ConfigValueError(
+                f"model.encoder.architecture={architecture} predicts W+ codes; set "
+                "model.learn_in_w=false, or model.encoder.architecture=psp for one w"
+            )
         return WEncoder(resolution, channels, w_dim, **trunk)
+    if architecture == "e4e":
+        # e4e's class subclasses GradualStyleEncoder, so its module imports this one.
+        from invgan.nn.encoders.e4e import E4EEncoder
+
+        return E4EEncoder(resolution, channels, w_dim, n_latent, coarse_end, medium_end, **trunk)
     return GradualStyleEncoder(
         resolution, channels, w_dim, n_latent, coarse_end, medium_end, **trunk
     )

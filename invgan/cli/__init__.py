@@ -1,0 +1,1 @@
+"""The code behind train.py, evaluate.py and the `python -m invgan.*` commands."""
