@@ -10,8 +10,9 @@ tiled_reconstruction, deblur, frame_interpolation (images of any size, inverted 
 patch); interpolation, style_mixing, inpainting, merging, attribute_editing, subspace_swap
 (whole images at the generator's resolution). The images are inverted by the method of
 `conf/inversion/` (`inversion=encoder` by default: the model's own encoder; `optimization`,
-`hybrid`, `domain_regularized`, `mganprior` and `pmsfc` work too). Outputs (PNG grids and the
-latent codes as .pt) go to the run directory, logs/apply/runs/<date_time>/.
+`hybrid`, `domain_regularized`, `mganprior`, `pmsfc` and, for ReStyle runs, `restyle` work
+too). Outputs (PNG grids and the latent codes as .pt) go to the run directory,
+logs/apply/runs/<date_time>/.
 """
 
 from __future__ import annotations

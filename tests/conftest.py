@@ -49,6 +49,12 @@ TINY_MODELS = {
         "model.encoder.base_width=8",
         "model.generator.latent_avg_samples=2000",
     ],
+    "ReStyleModule": [
+        "model.encoder.blocks=[1,1,1,1]",
+        "model.encoder.base_width=8",
+        "model.generator.latent_avg_samples=2000",
+        "model.iterations=2",
+    ],
     "InDomainEncoderModule": [
         "model.encoder.base_width=8",
         "model.encoder.max_width=16",

@@ -26,6 +26,7 @@ SHARED_STAND_INS = {
     "celeba_psp": "faces",
     "ffhq_psp": "faces",
     "celeba_indomain": "faces",
+    "celeba_restyle": "faces",
 }
 # Encoder recipes invert the shared 16-px face generator; ffhq_psp's identity loss needs
 # ArcFace weights that the shared folder does not have.
@@ -33,6 +34,7 @@ ENCODER_RECIPES = {
     "celeba_psp": [],
     "ffhq_psp": ["model.id_weight=0", "model.encoder.backbone_weights=null"],
     "celeba_indomain": [],
+    "celeba_restyle": [],
 }
 
 

@@ -112,7 +112,7 @@ _COUNT_NAMES = (
     "resolution", "channels", "num_layers", "n_mlp", "num_scales", "convs_per_scale",
     "num_images", "every_n_iterations", "channel_base", "channel_max", "channel_multiplier",
     "stddev_group", "num_codes", "num_subspaces", "max_blobs", "coarse_end", "medium_end",
-    "accumulate_grad_batches",
+    "accumulate_grad_batches", "iterations",
 )  # fmt: skip
 _COUNT_SUFFIXES = (
     "_batch_size", "_dim", "_width", "_count", "_interval", "_resolution", "_samples", "_size",
