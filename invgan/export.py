@@ -7,7 +7,9 @@
 so `evaluate.py ckpt_path=<file>` and `python -m invgan.apply` rebuild the model from the file
 alone. `onnx` and `torchscript` write the inference graphs (image -> code, code -> image,
 image -> reconstruction, z -> code) into a folder with a `model.json` manifest, for running
-without this framework (onnxruntime, `torch.jit.load`). See conf/export.yaml.
+without this framework (onnxruntime, `torch.jit.load`). `rosinality` writes a StyleGAN2
+generator as a rosinality `.pt` (`g_ema`, `latent_avg`) for pSp, e4e, ReStyle and PTI code.
+See conf/export.yaml.
 """
 
 from __future__ import annotations
@@ -22,17 +24,19 @@ from omegaconf import DictConfig
 from invgan.checkpoints.format import load_checkpoint, save_safetensors
 from invgan.cli.user_errors import run_command
 from invgan.deployment.export_folder import GRAPH_FORMATS, write_graph_folder
+from invgan.deployment.rosinality_format import write_rosinality
 from invgan.evaluation.loading import load_inference_model, restore_run_config
 from invgan.utils.config_checks import ConfigValueError
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("safetensors", *GRAPH_FORMATS)
+FORMATS = ("safetensors", "rosinality", *GRAPH_FORMATS)
 
 
 def default_out(cfg: DictConfig) -> Path:
     """Where the export goes when `out` is not given: beside this command's logs."""
-    name = "model.safetensors" if cfg.format == "safetensors" else cfg.format
+    names = {"safetensors": "model.safetensors", "rosinality": "generator.pt"}
+    name = names.get(cfg.format, cfg.format)
     return Path(cfg.paths.output_dir) / name
 
 
@@ -54,7 +58,10 @@ def export(cfg: DictConfig) -> Path:
         written = save_safetensors(checkpoint, out, bool(cfg.overwrite))
     else:
         model, _, _ = load_inference_model(cfg, torch.device("cpu"))
-        write_graph_folder(model, out, cfg.format, bool(cfg.overwrite))
+        if cfg.format == "rosinality":
+            write_rosinality(model, out, bool(cfg.overwrite))
+        else:
+            write_graph_folder(model, out, cfg.format, bool(cfg.overwrite))
         written = out
     log.info("wrote %s", written)
     return written

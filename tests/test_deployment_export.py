@@ -14,8 +14,10 @@ import pytest
 import torch
 
 from invgan.checkpoints.format import load_checkpoint
+from invgan.checkpoints.generator_import import load_frozen_generator
 from invgan.deployment.inference_graphs import inference_graphs
 from invgan.deployment.onnx_format import export_onnx
+from invgan.deployment.rosinality_format import write_rosinality
 from invgan.deployment.torchscript_format import export_torchscript
 from invgan.evaluation.loading import build_model, restore_run_config
 from invgan.export import export
@@ -144,3 +146,50 @@ def test_export_command_writes_a_folder_that_runs_like_the_checkpoint(tmp_path):
     export(compose_config("export", [*again, "overwrite=true"], tmp_path / "e"))
     assert json.loads((out / "model.json").read_text())["format"] == "torchscript"
     assert not list(tmp_path.glob(".exported.*")), "no staging folder is left behind"
+
+
+def test_round_trip_run_safetensors_rosinality_onnx(face_generator_checkpoint, tmp_path):
+    """A StyleGAN2 run -> safetensors -> rosinality .pt -> our importer -> rosinality .pt again
+    keeps every tensor; the ONNX generator exported from the safetensors draws the same
+    images as the run's generator."""
+
+    def exported(*overrides: str) -> Path:
+        return export(compose_config("export", list(overrides), tmp_path / "logs"))
+
+    safetensors = exported(
+        f"ckpt_path={face_generator_checkpoint}", f"out={tmp_path / 'm.safetensors'}"
+    )
+    first = exported(f"ckpt_path={safetensors}", "format=rosinality", f"out={tmp_path / 'g.pt'}")
+    content = torch.load(first, weights_only=True)
+    assert sorted(content) == ["g_ema", "latent_avg"]
+
+    imported = load_frozen_generator(first)
+    torch.testing.assert_close(imported.latent_avg, content["latent_avg"], atol=0, rtol=0)
+    again = tmp_path / "again.pt"
+
+    class _Holder:  # the importer's generator offered as a model
+        def frozen_generator(self):
+            return imported
+
+    write_rosinality(_Holder(), again)
+    second = torch.load(again, weights_only=True)
+    assert second["g_ema"].keys() == content["g_ema"].keys()
+    for name, tensor in content["g_ema"].items():
+        assert torch.equal(second["g_ema"][name], tensor), name
+
+    cfg = compose_config("export", [f"ckpt_path={face_generator_checkpoint}"], tmp_path / "e")
+    checkpoint = load_checkpoint(face_generator_checkpoint)
+    model = build_model(restore_run_config(checkpoint, cfg), checkpoint, cfg)
+    onnx_folder = exported(f"ckpt_path={safetensors}", "format=onnx", f"out={tmp_path / 'onnx'}")
+    session = ort.InferenceSession(str(onnx_folder / "generator.onnx"))
+    codes = model.encode(torch.rand(BATCH, 3, 16, 16) * 2 - 1).detach()
+    (images,) = session.run(None, {"codes": codes.numpy()})
+    with torch.no_grad():
+        expected = model.decode(codes)
+        torch.testing.assert_close(imported.synthesize(codes), expected, atol=1e-5, rtol=0)
+    assert float(np.abs(images - expected.numpy()).max()) <= TOLERANCE
+
+
+def test_rosinality_export_refuses_other_generators(tmp_path):
+    with pytest.raises(ValueError, match="StyleGAN2 generators; this model's is DCGANGenerator"):
+        write_rosinality(MODELS["dcgan"](tmp_path), tmp_path / "g.pt")
