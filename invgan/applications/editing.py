@@ -10,7 +10,6 @@ from typing import Any
 
 import torch
 
-from invgan.inversion.optimization import LatentOptimization
 from invgan.nn.frozen_generator import FrozenGenerator
 from invgan.utils.images import save_image_grid
 
@@ -47,9 +46,11 @@ def invert(method: Any, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
 
 
 def generator_of(method: Any) -> FrozenGenerator:
-    """The generator that the method decodes with."""
-    if isinstance(method, LatentOptimization):
-        return method.generator
+    """The generator that the method decodes with: its own (optimisation's, PTI's tuned
+    copy), else the model's."""
+    generator = getattr(method, "generator", None)
+    if isinstance(generator, FrozenGenerator):
+        return generator
     return method.model.frozen_generator()
 
 
