@@ -55,6 +55,14 @@ TINY_MODELS = {
         "model.generator.latent_avg_samples=2000",
         "model.iterations=2",
     ],
+    "E4EModule": [
+        "model.encoder.blocks=[1,1,1,1]",
+        "model.encoder.base_width=8",
+        "model.generator.latent_avg_samples=2000",
+        "model.discriminator.hidden_width=16",
+        "model.progressive_start=2",  # offsets join within a short run
+        "model.progressive_interval=2",
+    ],
     "InDomainEncoderModule": [
         "model.encoder.base_width=8",
         "model.encoder.max_width=16",

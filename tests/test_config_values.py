@@ -21,7 +21,7 @@ from invgan.utils.config_checks import ConfigValueError, check_config
 from tests.conftest import CONFIG_DIR, CPU_RUN, TINY_MODELS, compose_config, tiny_key
 
 EXPERIMENTS = sorted(path.stem for path in (CONFIG_DIR / "experiment").glob("*.yaml"))
-ENCODER_RECIPES = ("PSPModule", "InDomainEncoderModule", "ReStyleModule")
+ENCODER_RECIPES = ("PSPModule", "InDomainEncoderModule", "ReStyleModule", "E4EModule")
 
 
 # ------------------------------------------------------------------ the bad values

@@ -27,6 +27,8 @@ SHARED_STAND_INS = {
     "ffhq_psp": "faces",
     "celeba_indomain": "faces",
     "celeba_restyle": "faces",
+    "celeba_e4e": "faces",
+    "ffhq_e4e": "faces",
 }
 # Encoder recipes invert the shared 16-px face generator; ffhq_psp's identity loss needs
 # ArcFace weights that the shared folder does not have.
@@ -35,6 +37,8 @@ ENCODER_RECIPES = {
     "ffhq_psp": ["model.id_weight=0", "model.encoder.backbone_weights=null"],
     "celeba_indomain": [],
     "celeba_restyle": [],
+    "celeba_e4e": [],
+    "ffhq_e4e": ["model.id_weight=0", "model.encoder.backbone_weights=null"],
 }
 
 

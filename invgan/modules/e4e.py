@@ -1,0 +1,234 @@
+"""e4e (Tov et al., "Designing an Encoder for StyleGAN Image Manipulation", SIGGRAPH 2021): an
+encoder into a frozen StyleGAN's W+ that keeps its codes close to W, for editing.
+
+The encoder (`E4EEncoder`, `model.encoder.architecture=e4e`) predicts one base code w0 and an
+offset per later layer: codes[:, i] = w0 + delta_i. pSp's losses (`PSPModule.losses`) tie the
+codes to the image; e4e adds two terms that keep them editable:
+
+1. Progressive offsets. Training starts with w0 alone in every layer; offset 1 joins at
+   iteration `progressive_start` and one more every `progressive_interval` iterations, up to
+   all n_latent - 1 (`active_offsets`). Inactive layers decode w0 at every stage, in training
+   and inference alike, so a run's checkpoint inverts as it was trained.
+2. Delta regularisation: `delta_weight` * sum_i mean_batch ||delta_i||_2 over the offsets
+   active before the newest one (`delta_regularization`; the newest joins the sum one stage
+   later, as in e4e's code). With `progressive_start` null every offset is active from the
+   start and, as in e4e's code, the regulariser is off.
+3. A latent discriminator D on single codes w (`LatentDiscriminator`), trained alongside:
+   real codes are M(z) of the frozen mapping network, fake ones the encoder's base code w0;
+   non-saturating loss and a lazy R1 penalty on the real codes every `r1_interval`
+   iterations. The encoder's term, weighted by `w_discriminator_weight`, is softplus(-D(w_i))
+   averaged over the base code and the active layers.
+
+Each iteration backpropagates E's loss (D toggled off), then D's, then vets both and steps
+both optimizers, as the in-domain recipe does; E's adversarial gradient therefore comes from D
+before this iteration's update (e4e's code updates D first). e4e also draws D's inputs from
+pools of past codes (`--use_w_pool`), which this recipe leaves out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+from torch import nn
+
+from invgan.losses.adversarial import discriminator_loss, generator_loss, r1_penalty
+from invgan.modules.psp import PSPModule
+from invgan.nn.encoders.e4e import E4EEncoder
+from invgan.nn.frozen_generator import FrozenGenerator
+from invgan.utils.config_checks import ConfigValueError, check_arguments
+
+OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
+
+
+def active_offsets(iteration: int, start: int | None, interval: int, n_latent: int) -> int:
+    """How many offsets (layers 1..k) the encoder uses at `iteration`: none before `start`,
+    then one more every `interval` iterations up to n_latent - 1; all of them with `start`
+    null (e4e's `progressive_steps` = [0, start, start + interval, ...])."""
+    if start is None:
+        return n_latent - 1
+    if iteration < start:
+        return 0
+    return min(n_latent - 1, 1 + (iteration - start) // interval)
+
+
+def delta_regularization(codes: torch.Tensor, offsets: int) -> torch.Tensor:
+    """sum over i in 1..offsets-1 of the batch mean of ||codes[:, i] - codes[:, 0]||_2: e4e's
+    regulariser of the active offsets but the newest (zero when fewer than two are active)."""
+    deltas = codes[:, 1:offsets] - codes[:, :1]
+    return deltas.norm(dim=2).mean(dim=0).sum()
+
+
+class E4EModule(PSPModule):
+    """e4e training of an `E4EEncoder` against the frozen `generator` (see the module docstring).
+
+    `discriminator` is a partial that receives the generator's `w_dim`; `optimizer_d` trains
+    it (e4e: Adam at 2e-5). `psp_options` are `PSPModule`'s (loss weights and networks,
+    `learn_in_w`, `start_from_latent_avg`, `encoder_resolution`, `nonfinite`).
+    """
+
+    def __init__(
+        self,
+        generator: FrozenGenerator,
+        encoder: Callable[..., nn.Module],
+        optimizer: OptimizerFactory,
+        discriminator: Callable[..., nn.Module],
+        optimizer_d: OptimizerFactory,
+        delta_weight: float = 2e-4,
+        w_discriminator_weight: float = 0.1,
+        r1_gamma: float = 10.0,
+        r1_interval: int = 16,
+        progressive_start: int | None = 20000,
+        progressive_interval: int = 2000,
+        **psp_options: Any,
+    ) -> None:
+        values = {
+            "delta_weight": delta_weight,
+            "w_discriminator_weight": w_discriminator_weight,
+            "r1_gamma": r1_gamma,
+            "r1_interval": r1_interval,
+            "progressive_interval": progressive_interval,
+        }
+        check_arguments("model", E4EModule, values)
+        if progressive_start is not None and (
+            isinstance(progressive_start, bool)
+            or not isinstance(progressive_start, int)
+            or progressive_start < 0
+        ):
+            raise ConfigValueError(
+                f"model.progressive_start={progressive_start!r}: must be an integer >= 0 (the "
+                "iteration at which the first offset joins; e4e uses 20000) or null (every "
+                "offset from the start)"
+            )
+        super().__init__(generator, encoder, optimizer, **psp_options)
+        if not isinstance(self.encoder, E4EEncoder):
+            raise ConfigValueError(
+                f"e4e trains a base code plus per-layer offsets, but model.encoder built a "
+                f"{type(self.encoder).__name__}; set model.encoder.architecture=e4e (and "
+                "model.learn_in_w=false), or give an e4e checkpoint as model.encoder.path"
+            )
+        self.automatic_optimization = False
+        self.discriminator = discriminator(w_dim=generator.w_dim)
+        self.optimizer_d = optimizer_d
+        self.delta_weight = delta_weight
+        self.w_discriminator_weight = w_discriminator_weight
+        self.r1_gamma = r1_gamma
+        self.r1_interval = r1_interval
+        self.progressive_start = progressive_start
+        self.progressive_interval = progressive_interval
+
+    # ---------------------------------------------------------------- codes
+    def active_offsets(self) -> int:
+        """The offsets in use at the current iteration (decided on the host)."""
+        return active_offsets(
+            self.host_iteration,
+            self.progressive_start,
+            self.progressive_interval,
+            self.generator.n_latent,
+        )
+
+    def codes_from_encoder(self, images: torch.Tensor) -> torch.Tensor:
+        """pSp's codes with the layers past the active offsets set to the base code w0."""
+        codes = super().codes_from_encoder(images)
+        used = self.active_offsets() + 1
+        if used == codes.shape[1]:
+            return codes
+        base = codes[:, :1].expand(-1, codes.shape[1] - used, -1)
+        return torch.cat([codes[:, :used], base], dim=1)
+
+    # ---------------------------------------------------------------- training
+    def encoder_losses(
+        self, real: torch.Tensor, fake: torch.Tensor, codes: torch.Tensor, offsets: int
+    ) -> dict[str, torch.Tensor]:
+        """pSp's terms, plus e4e's delta regulariser and the encoder's adversarial term on the
+        base code and the active layers, where their weights are positive."""
+        losses = self.losses(real, fake, codes)
+        if self.delta_weight > 0 and self.progressive_start is not None:
+            losses["delta"] = delta_regularization(codes, offsets)
+        if self.w_discriminator_weight > 0:
+            judged = codes[:, : offsets + 1].reshape(-1, codes.shape[-1])
+            losses["w_adv"] = generator_loss(self.discriminator(judged))
+        return losses
+
+    def weighted_total(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The encoder's loss: each term times its weight."""
+        weights = {
+            **self.loss_weights,
+            "delta": self.delta_weight,
+            "w_adv": self.w_discriminator_weight,
+        }
+        return sum(weights[name] * value for name, value in losses.items())
+
+    def discriminator_losses(
+        self, fake_w: torch.Tensor, apply_r1: bool
+    ) -> dict[str, torch.Tensor]:
+        """D's non-saturating loss of M(z) against the encoder's base codes `fake_w`, and with
+        `apply_r1` the R1 penalty on the real codes."""
+        with torch.no_grad():
+            z = torch.randn(fake_w.shape[0], self.generator.z_dim, device=fake_w.device)
+            real_w = self.generator.map(z)
+        real_w.requires_grad_(apply_r1)
+        real_logits = self.discriminator(real_w)
+        losses = {"d_adv": discriminator_loss(real_logits, self.discriminator(fake_w))}
+        if apply_r1:
+            losses["r1"] = r1_penalty(real_logits, real_w)
+        return losses
+
+    def training_step(self, batch: Any, batch_idx: int) -> None:
+        """One encoder and one discriminator backward pass, then both steps (module docstring)."""
+        opt_e, opt_d = self.optimizers()
+        real = self.real_images(batch)
+        if self.starts_iteration(batch_idx):
+            opt_e.zero_grad(set_to_none=True)
+            opt_d.zero_grad(set_to_none=True)
+        offsets = self.active_offsets()
+
+        self.toggle_optimizer(opt_e)
+        codes = self.codes_from_encoder(real)
+        fake = self.decode(codes)
+        losses = self.encoder_losses(real, fake, codes, offsets)
+        loss_e = self.weighted_total(losses)
+        self.manual_backward(loss_e)
+        self.untoggle_optimizer(opt_e)
+
+        if self.w_discriminator_weight > 0:
+            self.toggle_optimizer(opt_d)
+            apply_r1 = self.r1_gamma > 0 and self.host_iteration % self.r1_interval == 0
+            d_losses = self.discriminator_losses(codes[:, 0].detach(), apply_r1)
+            loss_d = d_losses["d_adv"]
+            if apply_r1:
+                # Lazy regularisation: scaled by the interval so that its average weight is
+                # gamma/2, as in e4e's code.
+                loss_d = loss_d + 0.5 * self.r1_gamma * self.r1_interval * d_losses["r1"]
+            self.manual_backward(loss_d)
+            self.untoggle_optimizer(opt_d)
+            losses.update(d_losses)
+        if self.ends_iteration(batch_idx):
+            parameters = {
+                "encoder": self.encoder.parameters(),
+                "discriminator": self.discriminator.parameters(),
+            }
+            self.vet_iteration(losses, parameters, [opt_e, opt_d])
+            self.step_optimizers([opt_e, opt_d])
+
+        if self.logs_this_step(batch_idx):
+            logs = {f"train/loss_{name}": value for name, value in losses.items()}
+            logs["train/loss"] = loss_e
+            logs["train/mae"] = (real - fake).abs().mean()
+            logs["train/active_offsets"] = torch.tensor(float(offsets))
+            self.log_training_values(logs, real.shape[0], {"mae": "train/mae"})
+
+    def trained_networks(self) -> list[nn.Module]:
+        """The encoder and the latent discriminator."""
+        return [self.encoder, self.discriminator]
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Nothing: `training_step` vets the iteration before it steps (pSp vets here)."""
+
+    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+        """One optimizer for the encoder, one for the latent discriminator."""
+        return [
+            self.optimizer(params=self.encoder.parameters()),
+            self.optimizer_d(params=self.discriminator.parameters()),
+        ]
