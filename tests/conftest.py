@@ -7,6 +7,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytorch_lightning as pl
@@ -192,3 +193,19 @@ def face_generator_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     cfg = compose_config("train", [*overrides, f"data.root={SHARED_DATA / 'faces'}"], run_dir)
     train(cfg)
     return run_dir / "checkpoints" / "last.ckpt"
+
+
+@pytest.fixture(scope="module")
+def face_run(face_generator_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The face InvGAN as evaluate.py builds it, and its training run's config."""
+    from invgan.checkpoints.format import load_checkpoint
+    from invgan.evaluation.loading import build_model, restore_run_config
+
+    cfg = compose_config(
+        "evaluate",
+        [f"ckpt_path={face_generator_checkpoint}", "device=cpu"],
+        tmp_path_factory.mktemp("eval"),
+    )
+    checkpoint = load_checkpoint(face_generator_checkpoint)
+    run_cfg = restore_run_config(checkpoint, cfg)
+    return build_model(run_cfg, checkpoint, cfg), run_cfg

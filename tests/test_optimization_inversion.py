@@ -12,25 +12,10 @@ import hydra
 import pytest
 import torch
 
-from invgan.checkpoints.format import load_checkpoint
-from invgan.evaluation.loading import build_model, restore_run_config
 from invgan.inversion.optimization import LatentOptimization
 from invgan.utils.images import to_signed_range
 from invgan.utils.instantiate import instantiate_datamodule
 from tests.conftest import LPIPS_WEIGHTS, compose_config
-
-
-@pytest.fixture(scope="module")
-def face_run(face_generator_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """The face InvGAN as evaluate.py builds it, and its training run's config."""
-    cfg = compose_config(
-        "evaluate",
-        [f"ckpt_path={face_generator_checkpoint}", "device=cpu"],
-        tmp_path_factory.mktemp("eval"),
-    )
-    checkpoint = load_checkpoint(face_generator_checkpoint)
-    run_cfg = restore_run_config(checkpoint, cfg)
-    return build_model(run_cfg, checkpoint, cfg), run_cfg
 
 
 @pytest.fixture(scope="module")

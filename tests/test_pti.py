@@ -16,8 +16,6 @@ from PIL import Image
 
 from invgan.applications.editing import generator_of
 from invgan.apply import apply
-from invgan.checkpoints.format import load_checkpoint
-from invgan.evaluation.loading import build_model, restore_run_config
 from invgan.evaluation.pipeline import evaluate
 from invgan.inversion.pti import PivotalTuning, load_tuned_delta
 from invgan.utils.config_checks import ConfigValueError
@@ -38,19 +36,6 @@ FAST = (
     "inversion.lpips_threshold=null",
     "inversion.locality_alpha=10",
 )
-
-
-@pytest.fixture(scope="module")
-def face_run(face_generator_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """The face InvGAN as evaluate.py builds it, and its training run's config."""
-    cfg = compose_config(
-        "evaluate",
-        [f"ckpt_path={face_generator_checkpoint}", "device=cpu"],
-        tmp_path_factory.mktemp("eval"),
-    )
-    checkpoint = load_checkpoint(face_generator_checkpoint)
-    run_cfg = restore_run_config(checkpoint, cfg)
-    return build_model(run_cfg, checkpoint, cfg), run_cfg
 
 
 @pytest.fixture(scope="module")
