@@ -15,10 +15,12 @@ from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
 
 from invgan.checkpoints.format import load_checkpoint
-from invgan.evaluation.evaluator import Evaluator
 from invgan.evaluation.loading import resolve_device, restore_run_config
+from invgan.evaluation.metrics.inception import InceptionNetwork, RealReference
+from invgan.evaluation.pipeline import evaluation_batch_size
+from invgan.evaluation.streams import ImageStreams
+from invgan.evaluation.world import EvaluationWorld
 from invgan.metrics.fid import fid_against_real
-from invgan.metrics.inception import build_fid_metric
 from invgan.utils.instantiate import instantiate_datamodule
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -36,11 +38,24 @@ def main(checkpoint_path: str, num_samples: int, real_count: int | None) -> None
     datamodule = instantiate_datamodule(run_cfg.data)
     datamodule.setup()
     device = resolve_device(cfg.device)
-    evaluator = Evaluator(None, datamodule, cfg, device)
-    evaluator.fid_metric = build_fid_metric(cfg.metrics.fid.weights_path, device)
-    real, _ = evaluator.real_reference()
-    test_images = (images for _, images in evaluator.test_images(num_samples))
-    value, count = fid_against_real(test_images, real, evaluator.fid_metric, num_samples)
+    batch_size = evaluation_batch_size(cfg, datamodule)
+    world = EvaluationWorld()
+    # Data streams only: no model and no inversion method are needed.
+    streams = ImageStreams(
+        None,  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        datamodule,
+        world,
+        int(cfg.seed),
+        batch_size,
+        device,
+    )
+    network = InceptionNetwork(cfg.metrics.fid.weights_path, device)
+    reference = RealReference(streams, network, cfg.metrics.fid.cache_dir)
+    reference.want_statistics(cfg.metrics.fid.real_count)
+    real = reference.statistics()
+    test_images = (images for _, images in streams.test_images(num_samples))
+    value, count = fid_against_real(test_images, real, network.metric, num_samples)
     print(
         f"FID of {count} real test images vs the statistics of {real.count} training images: "
         f"{value:.2f}"

@@ -19,6 +19,8 @@ GRIDS = {
     "generator": ("samples", "reconstructions"),
     "psp": ("reconstructions",),
     "indomain": ("reconstructions",),
+    "e4e": ("reconstructions",),
+    "restyle": ("reconstructions",),
 }
 
 
@@ -32,7 +34,17 @@ def method_row(metrics_file: Path, fastest: float) -> list[str]:
     settings = ", ".join(
         f"{key}={value}"
         for key, value in inversion.items()
-        if key in ("space", "steps", "init", "restarts", "domain_weight", "lpips_weight")
+        if key
+        in (
+            "space",
+            "steps",
+            "init",
+            "restarts",
+            "domain_weight",
+            "lpips_weight",
+            "iterations",
+            "tune_steps",
+        )
     )
     seconds = metrics["test/reconstruction_seconds_per_image"]["value"]
     return [
@@ -48,13 +60,13 @@ def method_row(metrics_file: Path, fastest: float) -> list[str]:
 
 
 def copy_last_grids(out_dir: Path) -> None:
-    """docs/images/inversion_<run>_<grid>.png from each run's last grid of that kind."""
+    """docs/images/<out_dir name>_<run>_<grid>.png from each run's last grid of that kind."""
     DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
     for run, kinds in GRIDS.items():
         for kind in kinds:
             grids = sorted((out_dir / run / "images").glob(f"{kind}_*.png"))
             if grids:
-                shutil.copy(grids[-1], DOCS_IMAGES / f"inversion_{run}_{kind}.png")
+                shutil.copy(grids[-1], DOCS_IMAGES / f"{out_dir.name}_{run}_{kind}.png")
 
 
 def main(out_dir: Path, methods: list[str]) -> None:

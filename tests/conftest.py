@@ -186,7 +186,7 @@ FACE_GENERATOR_RUN = [
 @pytest.fixture(scope="session")
 def face_generator_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """last.ckpt of an 80-iteration InvGAN StyleGAN2 run on ../shared/data/faces (16 px)."""
-    from invgan.training import train
+    from invgan.training.pipeline import train
 
     run_dir = tmp_path_factory.mktemp("face_generator")
     overrides = [*CPU_RUN, *TINY_MODELS["StyleGAN2Generator"], *FACE_GENERATOR_RUN]

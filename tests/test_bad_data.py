@@ -25,7 +25,7 @@ from datamodules.base import ImageDataModule
 from datamodules.errors import CorruptDataError, OversizedImageError
 from datamodules.image_files import DEFAULT_MAX_IMAGE_PIXELS, read_image
 from datamodules.image_folder import ImageFolderDataset
-from invgan.applications.inputs import load_images
+from invgan.image_inputs import load_images
 from invgan.utils.instantiate import instantiate_datamodule
 from tests.conftest import compose_config
 

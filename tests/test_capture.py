@@ -15,7 +15,7 @@ import torch
 from invgan.callbacks.capture import CaptureIterations
 from invgan.checkpoints.format import load_checkpoint
 from invgan.modules.captured_iteration import CapturedIteration, CaptureError
-from invgan.training import train
+from invgan.training.pipeline import train
 from tests.test_train_evaluate import ENCODER_RECIPES
 
 ITERATIONS = 6

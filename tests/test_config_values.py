@@ -15,9 +15,10 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from invgan.modules.invgan_loss_config import InvGANLossConfig
+from invgan.nn.config_check import check_config
 from invgan.nn.stylegan2.generator import StyleGAN2Generator
-from invgan.training import train
-from invgan.utils.config_checks import ConfigValueError, check_config
+from invgan.training.pipeline import train
+from invgan.utils.config_checks import ConfigValueError
 from tests.conftest import CONFIG_DIR, CPU_RUN, TINY_MODELS, compose_config, tiny_key
 
 EXPERIMENTS = sorted(path.stem for path in (CONFIG_DIR / "experiment").glob("*.yaml"))
@@ -59,6 +60,9 @@ def test_train_refuses_a_bad_value_naming_its_key_before_anything_is_built(
         ("metrics.grid.difference_gain=0", "metrics.grid.difference_gain=0: must be > 0"),
         ("inversion=optimization", None),
         ("inversion=optimization inversion.lr=-1", "inversion.lr=-1: must be > 0"),
+        # null compares LPIPS at the images' own size (the inversion benchmark's setting).
+        ("inversion=optimization inversion.lpips.resize=null", None),
+        ("inversion=optimization inversion.lpips.resize=0", "inversion.lpips.resize=0: must be"),
     ],
 )
 def test_evaluate_config_is_checked_too(override, message, tmp_path):
@@ -72,26 +76,26 @@ def test_evaluate_config_is_checked_too(override, message, tmp_path):
 
 
 def test_evaluation_batch_size_null_means_the_data_default_and_nothing_else():
-    from invgan.evaluation.evaluator import Evaluator
+    from invgan.evaluation.pipeline import evaluation_batch_size
 
     datamodule = type("Data", (), {"eval_batch_size": 256})()
     sizes = {}
     for size in (None, 8, 0):
         cfg = OmegaConf.create({"batch_size": size, "inversion": {"_target_": "builtins.dict"}})
-        sizes[size] = Evaluator(None, datamodule, cfg, torch.device("cpu")).batch_size
+        sizes[size] = evaluation_batch_size(cfg, datamodule)
     # 0 was once read as "not set" and became 256; the config check refuses it at the door.
     assert sizes == {None: 256, 8: 8, 0: 0}
 
 
 def test_an_unknown_fid_is_refused_before_any_metric_runs():
-    from invgan.evaluation.evaluator import Evaluator
+    from invgan.evaluation.metrics import select_metrics
 
     # The inversion would fail to build (int(model=None)): the check comes first.
     cfg = OmegaConf.create(
         {"metrics": {"fid": {"which": ["rand_fid", "nope"]}}, "inversion": {"_target_": "int"}}
     )
     with pytest.raises(ConfigValueError, match=r"metrics.fid.which: unknown \['nope'\]"):
-        Evaluator(None, None, cfg, torch.device("cpu"))
+        select_metrics(cfg.metrics)
 
 
 def test_loss_config_built_in_code_uses_the_same_rules():

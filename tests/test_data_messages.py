@@ -23,12 +23,12 @@ from torch import nn
 
 from datamodules.bad_files import skipped_files
 from datamodules.errors import CorruptDataError, DataNotFoundError, DataPermissionError
-from invgan.applications.inputs import load_images
 from invgan.checkpoints.safe_load import CheckpointError
 from invgan.evaluation.pipeline import METRICS_FILE, evaluate
 from invgan.evaluation.run_data import setup_run_data
+from invgan.image_inputs import load_images
 from invgan.losses.identity import IdentityLoss
-from invgan.training import train
+from invgan.training.pipeline import train
 from invgan.utils.instantiate import instantiate_datamodule
 from tests.conftest import CPU_RUN, TINY_MODELS, compose_config
 from tests.test_bad_data import TINY, datamodule_from_config, write_images

@@ -15,17 +15,17 @@ import torch
 
 from invgan.checkpoints.format import load_checkpoint
 from invgan.checkpoints.generator_import import load_frozen_generator
+from invgan.cli.export import export
 from invgan.deployment.inference_graphs import inference_graphs
 from invgan.deployment.onnx_format import export_onnx
 from invgan.deployment.rosinality_format import write_rosinality
 from invgan.deployment.torchscript_format import export_torchscript
 from invgan.evaluation.loading import build_model, restore_run_config
-from invgan.export import export
 from invgan.modules.psp import PSPModule
 from invgan.nn.encoders.psp import psp_encoder
 from invgan.nn.frozen_generator import FrozenGenerator
 from invgan.nn.stylegan2.generator import StyleGAN2Generator
-from invgan.training import train
+from invgan.training.pipeline import train
 from tests.conftest import CPU_RUN, TINY_MODELS, compose_config
 from tests.test_safety import TINY_RUN
 

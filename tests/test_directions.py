@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from invgan.applications.attribute_editing import run_attribute_editing
-from invgan.apply import apply
+from invgan.cli.apply import apply
 from invgan.directions.interfacegan import InterFaceGAN, stratified_holdout
 from invgan.directions.label_files import (
     CelebAAttributes,
@@ -31,7 +31,7 @@ from invgan.nn.dcgan import DCGANGenerator
 from invgan.nn.frozen_generator import FrozenGenerator
 from invgan.nn.mapping import MappingMLP
 from invgan.nn.stylegan2.generator import StyleGAN2Generator
-from invgan.training import train
+from invgan.training.pipeline import train
 from tests.conftest import CPU_RUN, SHARED_DATA, TINY_MODELS, compose_config
 
 W_DIM = 16
@@ -184,6 +184,7 @@ class _MethodOf:
 
     def __init__(self, generator: FrozenGenerator) -> None:
         self.model = type("Model", (), {"frozen_generator": lambda _self: generator})()
+        self.frozen_generator = self.model.frozen_generator
 
 
 # ----------------------------------------------------------------------------- InterFaceGAN

@@ -19,7 +19,7 @@ from invgan.checkpoints.keys import CONFIG_KEY
 from invgan.evaluation.loading import build_model
 from invgan.modules.e4e import E4EModule, active_offsets, delta_regularization
 from invgan.nn.latent_discriminator import LatentDiscriminator
-from invgan.training import train
+from invgan.training.pipeline import train
 from invgan.utils.config_checks import ConfigValueError
 from invgan.utils.images import to_signed_range
 from invgan.utils.instantiate import instantiate_datamodule

@@ -16,15 +16,15 @@ from PIL import Image
 
 from invgan.applications.editing import pairs
 from invgan.applications.inpainting import hole_masks
-from invgan.applications.inputs import load_images
 from invgan.applications.interpolation import interpolate, lerp, slerp
 from invgan.applications.merging import compose_halves
 from invgan.applications.style_mixing import mix_first_styles, style_mixing
-from invgan.apply import apply
 from invgan.checkpoints.format import load_checkpoint
+from invgan.cli.apply import apply
 from invgan.evaluation.loading import build_model, restore_run_config
+from invgan.image_inputs import load_images
 from invgan.inversion.optimization import known_pixels
-from invgan.training import train
+from invgan.training.pipeline import train
 from tests.conftest import CPU_RUN, LPIPS_WEIGHTS, SHARED_DATA, TINY_MODELS, compose_config
 
 RESOLUTION = 16
@@ -178,9 +178,7 @@ def test_style_mixing_runs_from_first_to_second_reconstruction(
 
 
 def test_style_mixing_refuses_a_generator_with_one_code() -> None:
-    dcgan_like = SimpleNamespace(
-        model=SimpleNamespace(frozen_generator=lambda: SimpleNamespace(n_latent=1))
-    )
+    dcgan_like = SimpleNamespace(frozen_generator=lambda: SimpleNamespace(n_latent=1))
     with pytest.raises(ValueError, match="nothing to mix"):
         style_mixing(dcgan_like, torch.zeros(2, 3, 8, 8))
 

@@ -10,13 +10,13 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 from torch.utils.data import TensorDataset
 
-from invgan.evaluation.evaluator import Evaluator
 from invgan.evaluation.pipeline import evaluate
 from invgan.evaluation.report import paper_table
+from invgan.evaluation.streams import ImageStreams
 from invgan.evaluation.world import EvaluationWorld
+from invgan.inversion.encoder import EncoderInversion
 from tests.conftest import INCEPTION_WEIGHTS, compose_config, run_entry_point
 
 SIZE = 4
@@ -27,6 +27,7 @@ class RecordingModel:
     what it encodes, decodes and samples."""
 
     iteration = 0
+    device = torch.device("cpu")
 
     def __init__(self) -> None:
         self.encoded: list[torch.Tensor] = []
@@ -41,24 +42,33 @@ class RecordingModel:
         self.decoded.append(codes)
         return codes[:, :, None, None].expand(-1, -1, SIZE, SIZE).clone()
 
-    def sample(self, count: int, generator: torch.Generator) -> torch.Tensor:
+    def sample(self, count: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
         self.sampled.append(torch.rand(count, 3, SIZE, SIZE, generator=generator) * 2 - 1)
         return self.sampled[-1]
 
+    def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(images))
 
-def _evaluator(world: EvaluationWorld | None = None, test_count: int = 10) -> Evaluator:
+    def frozen_generator(self) -> None:
+        raise AssertionError("evaluation inverts through the inversion method only")
+
+
+def images_datamodule(images: torch.Tensor) -> SimpleNamespace:
+    """The test split of `images` (N, 3, SIZE, SIZE) in [0, 1], as evaluation reads data."""
+    return SimpleNamespace(
+        test_dataset=TensorDataset(images), eval_batch_size=4, resolution=SIZE, channels=3
+    )
+
+
+def _streams(world: EvaluationWorld | None = None, test_count: int = 10) -> ImageStreams:
     # Distinct test images: image i is filled with i / test_count (in [0, 1]).
     images = torch.arange(test_count).float().div(test_count)[:, None, None, None]
-    datamodule = SimpleNamespace(
-        test_dataset=TensorDataset(images.expand(-1, 3, SIZE, SIZE).clone()),
-        eval_batch_size=4,
-        resolution=SIZE,
-        channels=3,
+    datamodule = images_datamodule(images.expand(-1, 3, SIZE, SIZE).clone())
+    model = RecordingModel()
+    world = world or EvaluationWorld()
+    return ImageStreams(
+        model, EncoderInversion(model), datamodule, world, 7, 4, torch.device("cpu")
     )
-    cfg = OmegaConf.create(
-        {"seed": 7, "inversion": {"_target_": "invgan.inversion.encoder.EncoderInversion"}}
-    )
-    return Evaluator(RecordingModel(), datamodule, cfg, torch.device("cpu"), world)
 
 
 def _world(rank: int, size: int) -> EvaluationWorld:
@@ -68,9 +78,9 @@ def _world(rank: int, size: int) -> EvaluationWorld:
 
 
 def test_interpolation_decodes_midpoints_of_random_pairs_of_test_images():
-    evaluator = _evaluator()
-    model = evaluator.model
-    outputs = [images for _, images in evaluator.test_interpolations(10)]
+    streams = _streams()
+    model = streams.model
+    outputs = [images for _, images in streams.test_interpolations(10)]
     assert sum(images.shape[0] for images in outputs) == 10
     first_images = []
     for batch, (images_a, images_b) in enumerate(
@@ -91,9 +101,9 @@ def test_interpolation_decodes_midpoints_of_random_pairs_of_test_images():
 
 
 def test_random_reconstructions_invert_the_generated_samples():
-    evaluator = _evaluator()
-    model = evaluator.model
-    outputs = [images for _, images in evaluator.random_reconstructions(10)]
+    streams = _streams()
+    model = streams.model
+    outputs = [images for _, images in streams.random_reconstructions(10)]
     assert [images.shape[0] for images in outputs] == [4, 4, 2]
     # The inversion saw exactly G(M(z)), and the output regenerates from its codes.
     for samples, encoded, output in zip(model.sampled, model.encoded, outputs, strict=True):
@@ -104,7 +114,7 @@ def test_random_reconstructions_invert_the_generated_samples():
 @pytest.mark.parametrize("stream", ["random_samples", "test_interpolations"])
 def test_ranks_share_the_batches_of_one_process(stream):
     def images_by_position(world: EvaluationWorld | None) -> dict[int, torch.Tensor]:
-        batches = getattr(_evaluator(world), stream)(10)
+        batches = getattr(_streams(world), stream)(10)
         return {
             int(p): image
             for positions, images in batches

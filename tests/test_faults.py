@@ -41,7 +41,7 @@ from invgan.nn.frozen_generator import FrozenGenerator
 from invgan.nn.mapping import MappingMLP
 from invgan.nn.stylegan2.discriminator import StyleGAN2Discriminator
 from invgan.nn.stylegan2.generator import StyleGAN2Generator
-from invgan.training import train
+from invgan.training.pipeline import train
 from tests.conftest import CPU_RUN, REPO_ROOT, TINY_MODELS, bare_cpu_trainer
 
 # Fused Adam skips a bad step on a device flag (no host read); the unfused one gets the
@@ -395,6 +395,11 @@ def iterations_of_grids(run_dir: Path) -> list[int]:
     return sorted(int(p.stem.rsplit("_", 1)[1]) for p in (run_dir / "images").glob("samples_*"))
 
 
+def restore_default_sigint() -> None:
+    """In the child before exec: SIGINT handled by default, so Python raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 # A train.py run that would go on for hours. Validation never comes (every 1000 epochs), so only
 # an interruption can write last.ckpt; image grids every 4 iterations show how far it got.
 ENDLESS_RUN = [
@@ -420,6 +425,9 @@ def test_interrupted_training_writes_a_resumable_last_ckpt(signum, train_config,
             env={**os.environ, "OMP_NUM_THREADS": "1"},
             stdout=subprocess.DEVNULL,
             stderr=errors,
+            # A suite started in the background by a non-interactive shell (as CI may be)
+            # ignores SIGINT, and children inherit that: Ctrl+C would never reach train.py.
+            preexec_fn=restore_default_sigint,
         )
     try:
         deadline = time.monotonic() + 60

@@ -11,8 +11,10 @@ import hashlib
 import http.server
 import importlib.util
 import logging
+import os
 import shutil
 import socket
+import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -26,7 +28,7 @@ from omegaconf import OmegaConf
 from datamodules.errors import DataNotFoundError
 from datamodules.mnist import MNIST_FILES, MNIST_MD5, MNISTDataModule
 from invgan.cli.user_errors import EXIT_USER_ERROR, run_command
-from invgan.training import train
+from invgan.training.pipeline import train
 from invgan.utils.config_checks import ConfigValueError
 from tests.conftest import (
     CPU_RUN,
@@ -252,12 +254,39 @@ def test_every_command_reports_user_errors_as_one_paragraph_with_status_2(
 
 
 def test_comparison_of_a_missing_evaluation_exits_2(tmp_path, capsys):
-    from invgan.evaluation import comparison
+    from invgan.cli import compare
 
     with pytest.raises(SystemExit) as exit_:
-        run_command(lambda: comparison.main([str(tmp_path / "none")]), "comparison")
+        run_command(lambda: compare.main([str(tmp_path / "none")]), "comparison")
     assert exit_.value.code == EXIT_USER_ERROR
     assert "no evaluation found at" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("module", "arguments"),
+    [
+        ("invgan.compare", ["/nowhere/run"]),
+        ("invgan.export", ["ckpt_path=/nowhere/last.ckpt", "hydra.run.dir=run"]),
+        (
+            "invgan.apply",
+            ["ckpt_path=/nowhere/last.ckpt", "inputs=/nowhere/x.png", "hydra.run.dir=run"],
+        ),
+    ],
+)
+def test_documented_module_commands_run_their_cli(module, arguments, tmp_path):
+    # `python -m invgan.<name>` as the README shows it: the shim runs `invgan.cli.<name>`, finds
+    # conf/ from another folder and reports a user error under the command's own name.
+    result = subprocess.run(
+        [sys.executable, "-m", module, *arguments],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == EXIT_USER_ERROR, result.stderr
+    assert f"python -m {module}: error: " in result.stderr
+    assert "/nowhere/" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_bugs_keep_their_traceback():

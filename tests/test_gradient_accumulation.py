@@ -19,7 +19,7 @@ from invgan.modules.invgan import InvGANModule
 from invgan.modules.invgan_loss_config import InvGANLossConfig
 from invgan.nn.dcgan import DCGANDiscriminator, DCGANGenerator
 from invgan.nn.mapping import MappingMLP
-from invgan.training import gradient_accumulation, train
+from invgan.training.pipeline import gradient_accumulation, train
 from tests import test_faults
 from tests.conftest import bare_cpu_trainer
 

@@ -9,7 +9,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from invgan.training import train
+from invgan.training.pipeline import train
 from invgan.utils.host_syncs import HostSyncCounter
 from tests.test_train_evaluate import stand_in_overrides
 

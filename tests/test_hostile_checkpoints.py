@@ -16,14 +16,14 @@ import pytest
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from invgan.apply import apply
 from invgan.checkpoints.format import CheckpointError, load_checkpoint, save_safetensors
 from invgan.checkpoints.generator_import import build_frozen_generator, load_frozen_generator
 from invgan.checkpoints.keys import CONFIG_KEY, GENERATOR_ARCHITECTURE_KEY
 from invgan.checkpoints.stored_config import check_target
+from invgan.cli.apply import apply
+from invgan.cli.export import export
 from invgan.evaluation.pipeline import evaluate
-from invgan.export import export
-from invgan.training import train
+from invgan.training.pipeline import train
 from tests.conftest import CONFIG_DIR, CPU_RUN, REPO_ROOT, SHARED_DATA, TINY_MODELS, compose_config
 from tests.test_safety import CreatesMarker
 

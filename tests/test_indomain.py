@@ -22,7 +22,7 @@ from invgan.modules.indomain import InDomainEncoderModule
 from invgan.nn.encoders.indomain import InDomainEncoder
 from invgan.nn.frozen_generator import FrozenGenerator
 from invgan.nn.stylegan2.discriminator import StyleGAN2Discriminator
-from invgan.training import train
+from invgan.training.pipeline import train
 from invgan.utils.images import to_signed_range
 from tests.conftest import LPIPS_WEIGHTS, SHARED_DATA, TINY_MODELS, bare_cpu_trainer
 

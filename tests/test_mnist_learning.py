@@ -5,7 +5,7 @@ from __future__ import annotations
 import hydra
 import torch
 
-from invgan.training import train
+from invgan.training.pipeline import train
 from invgan.utils.images import to_signed_range
 
 

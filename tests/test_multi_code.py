@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from invgan.applications.subspace_swap import swap_subspaces
-from invgan.apply import apply
+from invgan.cli.apply import apply
 from invgan.evaluation.pipeline import evaluate
 from invgan.inversion.feature_composition import ChannelWeightedSum, SubspaceComposition
 from invgan.inversion.multi_code import MultiCodeInversion

@@ -11,8 +11,10 @@ from typing import Any
 import hydra
 import pytest
 import torch
+from hydra.errors import InstantiationException
 
 from invgan.inversion.optimization import LatentOptimization
+from invgan.utils.config_checks import ConfigValueError
 from invgan.utils.images import to_signed_range
 from invgan.utils.instantiate import instantiate_datamodule
 from tests.conftest import LPIPS_WEIGHTS, compose_config
@@ -173,3 +175,10 @@ def test_inversion_under_inference_mode_matches_no_grad(model: Any) -> None:
         inversion = method(model, "hybrid", *overrides)
         reconstructed = inversion.reconstruct(inference_targets)
     torch.testing.assert_close(reconstructed, expected)
+
+
+def test_betas_other_than_two_numbers_are_refused_naming_the_key(model: Any) -> None:
+    with pytest.raises(InstantiationException) as caught:
+        method(model, "optimization", "inversion.betas=[0.9]", *FAST)
+    assert isinstance(caught.value.__cause__, ConfigValueError)
+    assert "inversion.betas=[0.9] must be two numbers" in str(caught.value.__cause__)

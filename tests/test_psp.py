@@ -18,7 +18,7 @@ from invgan.losses.identity import ArcFace, IdentityLoss
 from invgan.modules.psp import PSPModule
 from invgan.nn.encoders.ir_se import IRBody
 from invgan.nn.encoders.psp import psp_encoder
-from invgan.training import train
+from invgan.training.pipeline import train
 from invgan.utils.images import to_signed_range
 from invgan.utils.instantiate import instantiate_datamodule
 from tests.conftest import SHARED_DATA, TINY_MODELS, bare_cpu_trainer

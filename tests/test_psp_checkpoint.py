@@ -16,10 +16,10 @@ import torch.nn.functional as F
 from hydra.errors import InstantiationException
 from torch import nn
 
-from invgan.apply import apply
 from invgan.checkpoints.format import CheckpointError
 from invgan.checkpoints.generator_import import load_frozen_generator
 from invgan.checkpoints.psp_checkpoint import read_psp_checkpoint
+from invgan.cli.apply import apply
 from invgan.evaluation.loading import load_model_and_data
 from invgan.evaluation.pretrained_encoder import load_pretrained_encoder_model
 from invgan.nn.encoders.psp import GradualStyleEncoder, WEncoder

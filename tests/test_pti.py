@@ -14,8 +14,7 @@ import torch
 from hydra.errors import InstantiationException
 from PIL import Image
 
-from invgan.applications.editing import generator_of
-from invgan.apply import apply
+from invgan.cli.apply import apply
 from invgan.evaluation.pipeline import evaluate
 from invgan.inversion.pti import PivotalTuning, load_tuned_delta
 from invgan.utils.config_checks import ConfigValueError
@@ -81,7 +80,7 @@ def test_tuning_lowers_the_pivots_error_on_real_faces_and_the_delta_reloads(
     torch.testing.assert_close(load_tuned_delta(generator, saved), pivots)
     with torch.no_grad():
         torch.testing.assert_close(generator.synthesize(pivots), pti.decode(pivots))
-    assert generator_of(pti) is pti.generator  # applications decode with the tuned copy
+    assert pti.frozen_generator() is pti.generator  # applications decode with the tuned copy
 
 
 def test_locality_term_keeps_generations_far_from_the_pivots(

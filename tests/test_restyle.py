@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from hydra.errors import InstantiationException
 
-from invgan.apply import apply
 from invgan.checkpoints.format import load_checkpoint
+from invgan.cli.apply import apply
 from invgan.cli.user_errors import user_error
 from invgan.evaluation.pipeline import evaluate
 from invgan.inversion.restyle import ReStyleInversion
@@ -24,7 +24,7 @@ from invgan.modules.psp import PSPModule
 from invgan.modules.restyle import ReStyleModule
 from invgan.nn.encoders.e4e import E4EEncoder
 from invgan.nn.encoders.psp import GradualStyleEncoder
-from invgan.training import train
+from invgan.training.pipeline import train
 from invgan.utils.config_checks import ConfigValueError
 from invgan.utils.images import to_signed_range
 from invgan.utils.instantiate import instantiate_datamodule

@@ -9,7 +9,7 @@ import hydra
 import torch
 
 from invgan.nn.stylegan2.modulated_conv import ModulatedConv2d
-from invgan.training import train
+from invgan.training.pipeline import train
 
 
 def _final_state(cfg) -> dict[str, torch.Tensor]:

@@ -21,14 +21,14 @@ from omegaconf import open_dict
 from invgan.checkpoints.format import CheckpointError, load_checkpoint, save_safetensors
 from invgan.checkpoints.generator_import import load_frozen_generator
 from invgan.checkpoints.keys import CONFIG_KEY
-from invgan.evaluation.evaluator import Evaluator
+from invgan.cli.export import export
+from invgan.evaluation.metrics import METRICS
 from invgan.evaluation.pipeline import METRICS_FILE, evaluate
-from invgan.export import export
 from invgan.losses.perceptual import PerceptualDistance
 from invgan.metrics.fid import RealStatistics, real_features_cached, statistics_cache_path
 from invgan.metrics.inception import build_fid_metric
 from invgan.nn.encoders.ir_se import read_arcface_weights
-from invgan.training import train
+from invgan.training.pipeline import train
 from invgan.utils.config_checks import ConfigValueError
 from tests.conftest import CPU_RUN, REPO_ROOT, TINY_MODELS, compose_config
 
@@ -276,17 +276,18 @@ def test_unusable_config_value_fails_before_training_naming_the_key(case, tmp_pa
 def test_evaluation_failing_midway_leaves_no_metrics_json(tiny_run, tmp_path, monkeypatch):
     last = tiny_run
     reached: list[str] = []
-    original = Evaluator.reconstruction_errors
+    mae, runtime = METRICS["mae"], METRICS["inversion_seconds_per_image"]
+    original = mae.result
 
-    def reconstruction_errors(self: Evaluator) -> dict[str, Any]:
+    def reconstruction_errors(self: Any) -> dict[str, Any]:
         reached.append("reconstruction")
         return original(self)
 
-    def broken_runtime(self: Evaluator) -> dict[str, Any]:
+    def broken_runtime(self: Any) -> dict[str, Any]:
         raise RuntimeError("simulated fault in the runtime metric")
 
-    monkeypatch.setattr(Evaluator, "reconstruction_errors", reconstruction_errors)
-    monkeypatch.setattr(Evaluator, "inversion_runtime", broken_runtime)
+    monkeypatch.setattr(mae, "result", reconstruction_errors)
+    monkeypatch.setattr(runtime, "result", broken_runtime)
     fresh, earlier = tmp_path / "fresh", tmp_path / "earlier"
     earlier.mkdir()
     (earlier / METRICS_FILE).write_text(json.dumps({"metrics": {"test/mae": {"value": 0.5}}}))

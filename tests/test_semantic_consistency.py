@@ -26,7 +26,7 @@ from invgan.experiments.semantic_consistency import (
     consistency_results,
     semantic_consistency,
 )
-from invgan.training import train
+from invgan.training.pipeline import train
 from invgan.utils.config_checks import ConfigValueError
 from tests.conftest import CPU_RUN, SHARED_DATA, TINY_MODELS, compose_config, run_entry_point
 

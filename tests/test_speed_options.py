@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 from invgan.callbacks.channels_last import ChannelsLast
 from invgan.callbacks.compile_networks import CompileNetworks
 from invgan.modules.invgan import InvGANModule
-from invgan.training import train
+from invgan.training.pipeline import train
 from tests.conftest import bare_cpu_trainer
 from tests.test_gradient_accumulation import invgan_module
 from tests.test_train_evaluate import ENCODER_RECIPES

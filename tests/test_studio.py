@@ -18,9 +18,9 @@ import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from PIL import Image
 
-from invgan.applications.inputs import load_images
 from invgan.applications.style_mixing import check_layer_range, mix_layer_range
-from invgan.apply import apply
+from invgan.cli.apply import apply
+from invgan.image_inputs import load_images
 from invgan.studio.cached_inversion import CachedInversion
 from invgan.studio.directions import Slider, combine
 from invgan.studio.display import grid_cells, to_picture
@@ -327,6 +327,7 @@ def test_cached_inversion_inverts_each_image_once() -> None:
         encode=encode,
         decode=lambda codes: codes,
         model=SimpleNamespace(frozen_generator=lambda: "generator"),
+        frozen_generator=lambda: "generator",
     )
     cached = CachedInversion(method, capacity=2)
     a, b, c = torch.ones(1, 1, 2, 2), torch.zeros(1, 1, 2, 2), torch.full((1, 1, 2, 2), 2.0)

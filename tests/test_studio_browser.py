@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from invgan.apply import apply
+from invgan.cli.apply import apply
 from invgan.studio.browser import StudioBrowser, StudioProcess, browser_problem, free_port
 from invgan.studio.display import enlargement, grid_cells, shrink
 from invgan.studio.settings import DirectionEdit

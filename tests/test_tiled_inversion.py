@@ -13,12 +13,12 @@ from torchvision.transforms.functional import gaussian_blur
 
 from invgan.applications.deblur import blur, latent_deblur
 from invgan.applications.frame_interpolation import gaussian_window_weights, interpolate_frames
-from invgan.apply import apply
 from invgan.checkpoints.format import load_checkpoint
+from invgan.cli.apply import apply
 from invgan.evaluation.loading import build_model, restore_run_config
 from invgan.evaluation.pipeline import evaluate
 from invgan.inversion.tiled import invert_tiled, reconstruct_tiled
-from invgan.training import train
+from invgan.training.pipeline import train
 from invgan.utils.images import to_signed_range
 from invgan.utils.instantiate import instantiate_datamodule
 from tests.conftest import compose_config

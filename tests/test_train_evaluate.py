@@ -13,7 +13,7 @@ import torchvision
 from omegaconf import open_dict
 
 from invgan.evaluation.pipeline import evaluate
-from invgan.training import train
+from invgan.training.pipeline import train
 from invgan.utils.config_checks import ConfigValueError
 from tests.conftest import CONFIG_DIR, INCEPTION_WEIGHTS, REPO_ROOT, compose_config
 

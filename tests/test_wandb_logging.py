@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import wandb
 
-from invgan.training import train
+from invgan.training.pipeline import train
 from invgan.utils.wandb_logger import logged_in_to_wandb, wandb_logger
 
 

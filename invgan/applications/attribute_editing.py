@@ -11,23 +11,33 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
 import torch
 
 from invgan.applications.editing import (
     check_whole_images,
-    generator_of,
     invert,
     save_codes,
     save_rows,
 )
 from invgan.checkpoints.atomic import atomic_write_json
 from invgan.directions.latent_directions import LatentDirections, move_codes, prior_spread
+from invgan.inversion.protocols import InversionMethod
 from invgan.nn.frozen_generator import FrozenGenerator
 from invgan.utils.images import save_image_grid
 
 ALPHA_UNITS = ("prior_std", "latent")
+
+
+class DirectionFinder(Protocol):
+    """What `conf/application/direction/` builds (SeFa, InterFaceGAN, a saved file): directions
+    in the latent space of a method's generator."""
+
+    def find(self, method: InversionMethod, channels: int, resolution: int) -> LatentDirections:
+        """Directions for `method`'s codes; `channels` and `resolution` are those of the images
+        a finder that inverts labelled images reads."""
+        ...
 
 
 def file_stem(name: str) -> str:
@@ -64,11 +74,11 @@ def alpha_scales(
 
 
 def run_attribute_editing(
-    method: Any,
+    method: InversionMethod,
     images: torch.Tensor,
     resolution: int,
     output_dir: Path,
-    direction: Any,
+    direction: DirectionFinder,
     alphas: Sequence[float] = (-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0),
     alpha_unit: str = "prior_std",
 ) -> list[Path]:
@@ -79,7 +89,7 @@ def run_attribute_editing(
         raise ValueError("alphas is empty: list the edit strengths, e.g. [-3, 0, 3]")
     if alpha_unit not in ALPHA_UNITS:
         raise ValueError(f"alpha_unit={alpha_unit!r}; choose one of {', '.join(ALPHA_UNITS)}")
-    generator = generator_of(method)
+    generator = method.frozen_generator()
     directions = direction.find(method, images.shape[1], resolution)
     directions.check_generator(generator)
     scales = alpha_scales(alpha_unit, directions, generator)

@@ -18,7 +18,8 @@ import torch
 import torch.nn.functional as F
 from torchvision.transforms.functional import gaussian_blur
 
-from invgan.inversion.tiled import Invertible, decode_tiled, invert_tiled
+from invgan.inversion.protocols import Invertible
+from invgan.inversion.tiled import decode_tiled, invert_tiled
 from invgan.utils.images import save_image_grid
 
 

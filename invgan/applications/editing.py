@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from invgan.nn.frozen_generator import FrozenGenerator
+from invgan.inversion.protocols import Invertible
 from invgan.utils.images import save_image_grid
 
 
@@ -35,7 +35,7 @@ def pairs(batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @torch.no_grad()
-def invert(method: Any, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def invert(method: Invertible, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The method's codes of the images and their reconstructions decode(codes).
 
     Reconstructions decode the codes alone (stored noise maps), as every edited code is
@@ -43,15 +43,6 @@ def invert(method: Any, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
     """
     codes = method.encode(images)
     return codes, method.decode(codes)
-
-
-def generator_of(method: Any) -> FrozenGenerator:
-    """The generator that the method decodes with: its own (optimisation's, PTI's tuned
-    copy), else the model's."""
-    generator = getattr(method, "generator", None)
-    if isinstance(generator, FrozenGenerator):
-        return generator
-    return method.model.frozen_generator()
 
 
 def save_rows(columns: Sequence[torch.Tensor], path: Path) -> Path:

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import torch
 
-from invgan.inversion.tiled import Invertible, TiledLatents, decode_tiled, invert_tiled
+from invgan.inversion.protocols import Invertible
+from invgan.inversion.tiled import TiledLatents, decode_tiled, invert_tiled
 from invgan.utils.images import save_image_grid, save_images
 
 

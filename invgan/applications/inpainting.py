@@ -1,9 +1,10 @@
 """Inpainting (InvGAN paper, Section 4.2 and Figure 2): a region of each image is zeroed and
 the damaged image is (a) reconstructed by the inversion method, as the paper repairs images
-with its encoder, and (b) inverted by optimisation on its known pixels only (masked inversion,
-`invert(images, mask)` of `invgan.inversion.optimization`), so that the hole's content cannot
-pull the code; the generator then fills the hole from its prior. The composite keeps the known
-pixels and takes the hole from (b), or from (a) when the method is not an optimisation.
+with its encoder, and (b) inverted on its known pixels only (masked inversion, `encode_masked`
+of the methods that offer it, `invgan.inversion.protocols.MaskedInversion`: the optimisation
+methods), so that the hole's content cannot pull the code; the generator then fills the hole
+from its prior. The composite keeps the known pixels and takes the hole from (b), or from (a)
+when the method has no masked inversion.
 
 The region is a box [top, left, height, width] in pixels, or for each image a square of side
 `hole_size` at a random position (seeded). "Zeroing" is taken literally in the networks'
@@ -15,12 +16,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from invgan.applications.editing import check_whole_images, invert, save_codes, save_rows
-from invgan.inversion.optimization import LatentOptimization
+from invgan.inversion.protocols import InversionMethod, MaskedInversion
 
 log = logging.getLogger(__name__)
 
@@ -68,15 +68,15 @@ def hole_masks(
 
 @torch.no_grad()
 def masked_inversion(
-    method: LatentOptimization, images: torch.Tensor, mask: torch.Tensor
+    method: MaskedInversion, images: torch.Tensor, mask: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Codes fitted to the known pixels (mask 1) only, and their images."""
-    codes = method.invert(images, mask).codes
+    codes = method.encode_masked(images, mask)
     return codes, method.decode(codes)
 
 
 def run_inpainting(
-    method: Any,
+    method: InversionMethod,
     images: torch.Tensor,
     resolution: int,
     output_dir: Path,
@@ -94,7 +94,7 @@ def run_inpainting(
     columns = [images, damaged, repaired]
     codes = {"repair": repair_codes, "mask": mask}
     filled = repaired
-    if isinstance(method, LatentOptimization):
+    if isinstance(method, MaskedInversion):
         codes["masked"], filled = masked_inversion(method, damaged, mask)
         columns.append(filled)
     else:

@@ -12,7 +12,6 @@ inversion.space=z` yields z: the mapping network has no inverse.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -24,8 +23,7 @@ from invgan.applications.editing import (
     save_codes,
     save_rows,
 )
-from invgan.inversion.latent_spaces import ZSpace
-from invgan.inversion.optimization import LatentOptimization
+from invgan.inversion.protocols import InversionMethod, PriorInversion
 
 SPACES = ("w", "z")
 
@@ -65,20 +63,21 @@ def slerp(start: torch.Tensor, end: torch.Tensor, t: torch.Tensor) -> torch.Tens
     return weight_start[..., None] * start[:, None] + weight_end[..., None] * end[:, None]
 
 
-def optimised_z(method: Any, images: torch.Tensor) -> torch.Tensor:
+def optimised_z(method: InversionMethod, images: torch.Tensor) -> torch.Tensor:
     """The prior samples z that optimisation in Z found for the images."""
-    if not (isinstance(method, LatentOptimization) and isinstance(method.space, ZSpace)):
+    z = method.prior_samples(images) if isinstance(method, PriorInversion) else None
+    if z is None:
         raise ValueError(
             "interpolation space=z needs each image's z, which only optimisation in Z gives "
             "(the mapping network has no inverse): add inversion=optimization "
             "inversion.space=z, or use application.space=w"
         )
-    return method.invert(images).variable
+    return z
 
 
 @torch.no_grad()
 def interpolate(
-    method: Any, images: torch.Tensor, steps: int, space: str = "w"
+    method: InversionMethod, images: torch.Tensor, steps: int, space: str = "w"
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Images (P, steps, C, H, W) from image 1 to 2, 3 to 4, ..., and the codes used."""
     if space not in SPACES:
@@ -88,7 +87,7 @@ def interpolate(
     saved = {"t": t}
     if space == "z":
         saved["z"] = slerp(*pairs(optimised_z(method, images)), t)
-        codes = method.generator.map(saved["z"].flatten(0, 1))
+        codes = method.frozen_generator().map(saved["z"].flatten(0, 1))
     else:
         codes = lerp(*pairs(invert(method, images)[0]), t).flatten(0, 1)
     saved["codes"] = codes.unflatten(0, (count, steps))
@@ -96,7 +95,7 @@ def interpolate(
 
 
 def run_interpolation(
-    method: Any,
+    method: InversionMethod,
     images: torch.Tensor,
     resolution: int,
     output_dir: Path,

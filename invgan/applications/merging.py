@@ -8,7 +8,6 @@ image of a pair, the rest from the second.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -19,6 +18,7 @@ from invgan.applications.editing import (
     save_codes,
     save_rows,
 )
+from invgan.inversion.protocols import InversionMethod
 
 
 def compose_halves(left: torch.Tensor, right: torch.Tensor, split: float = 0.5) -> torch.Tensor:
@@ -34,7 +34,11 @@ def compose_halves(left: torch.Tensor, right: torch.Tensor, split: float = 0.5) 
 
 
 def run_merging(
-    method: Any, images: torch.Tensor, resolution: int, output_dir: Path, split: float = 0.5
+    method: InversionMethod,
+    images: torch.Tensor,
+    resolution: int,
+    output_dir: Path,
+    split: float = 0.5,
 ) -> list[Path]:
     """Write `merging.png` (a row per pair: image 1, image 2, composite, its reconstruction)
     and `merging_codes.pt` (the composites' codes)."""

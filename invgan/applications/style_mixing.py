@@ -15,18 +15,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from invgan.applications.editing import (
     check_whole_images,
-    generator_of,
     invert,
     pairs,
     save_codes,
     save_rows,
 )
+from invgan.inversion.protocols import InversionMethod
 
 
 def mix_first_styles(target: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
@@ -63,13 +62,13 @@ def mix_layer_range(
 
 @torch.no_grad()
 def style_mixing(
-    method: Any, images: torch.Tensor, layers: Sequence[int] | None = None
+    method: InversionMethod, images: torch.Tensor, layers: Sequence[int] | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Images (P, L + 1, C, H, W): image 2i-1 with the first k styles of image 2i, k = 0..L,
     and their W+ codes (P, L + 1, L, D); with `layers` = [start, end], images (P, 1, C, H, W)
     and codes (P, 1, L, D): image 2i-1 with layers start..end-1 of image 2i."""
     count = pairs(images)[0].shape[0]  # checks the pairing before any inversion
-    generator = generator_of(method)
+    generator = method.frozen_generator()
     if generator.n_latent < 2:
         raise ValueError(
             "style mixing needs a generator with one style input per layer (W+, n_latent > 1, "
@@ -88,7 +87,7 @@ def style_mixing(
 
 
 def run_style_mixing(
-    method: Any,
+    method: InversionMethod,
     images: torch.Tensor,
     resolution: int,
     output_dir: Path,

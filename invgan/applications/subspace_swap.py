@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import torch
 
-from invgan.inversion.pmsfc import PmSFCInversion
+from invgan.inversion.protocols import InversionMethod, SubspaceInversion
 from invgan.utils.images import save_image_grid
 
 
@@ -26,9 +26,9 @@ class SwapResult(NamedTuple):
     packed_codes: torch.Tensor
 
 
-def _check_method(method: object) -> PmSFCInversion:
-    """The method, if it is PmSFC (the only one with subspaces to swap)."""
-    if not isinstance(method, PmSFCInversion):
+def _check_method(method: InversionMethod) -> SubspaceInversion:
+    """The method, if it has subspaces to swap (PmSFC)."""
+    if not isinstance(method, SubspaceInversion):
         raise ValueError(
             f"subspace_swap needs PmSFC's subspaces; got {type(method).__name__}. Run it with "
             "inversion=pmsfc"
@@ -37,7 +37,7 @@ def _check_method(method: object) -> PmSFCInversion:
 
 
 @torch.no_grad()
-def swap_subspaces(method: PmSFCInversion, images: torch.Tensor) -> SwapResult:
+def swap_subspaces(method: SubspaceInversion, images: torch.Tensor) -> SwapResult:
     """Invert `images` (an even number, paired in order) and swap every subspace per pair."""
     if images.shape[0] < 2 or images.shape[0] % 2:
         raise ValueError(
@@ -46,7 +46,8 @@ def swap_subspaces(method: PmSFCInversion, images: torch.Tensor) -> SwapResult:
         )
     codes = method.invert(images)
     features = method.composed_features(codes)
-    masks = method.composition.masks.to(features.device).bool()
+    labels = method.subspace_labels.to(features.device)
+    masks = labels[None] == torch.arange(int(labels.max()) + 1, device=labels.device)[:, None]
     first, second = features[0::2], features[1::2]
     swapped = []
     for mask in masks:
@@ -59,20 +60,20 @@ def swap_subspaces(method: PmSFCInversion, images: torch.Tensor) -> SwapResult:
     pairs, subspaces = stacked.shape[:2]
     tails = torch.stack([codes.tail[0::2], codes.tail[1::2]], dim=1)
     tails = tails[:, None].expand(-1, subspaces, -1, -1, -1).flatten(0, 2)
-    decoded = method.generator.synthesize_from(stacked.flatten(0, 2), tails, method.layer)
-    reconstructions = method.generator.synthesize_from(features, codes.tail, method.layer)
+    decoded = method.synthesize_features(stacked.flatten(0, 2), tails)
+    reconstructions = method.synthesize_features(features, codes.tail)
     return SwapResult(
         reconstructions, decoded.unflatten(0, (pairs, subspaces, 2)), method.pack(codes)
     )
 
 
 def run_subspace_swap(
-    method: PmSFCInversion, images: torch.Tensor, resolution: int, output_dir: Path
+    method: InversionMethod, images: torch.Tensor, resolution: int, output_dir: Path
 ) -> list[Path]:
     """Write `subspace_swap.png` (a row per pair and subspace: a, b, their reconstructions,
     a <- b's subspace r, b <- a's) and `subspace_swap_codes.pt` (packed codes, channel labels)."""
-    method = _check_method(method)
-    result = swap_subspaces(method, images)
+    swapping = _check_method(method)
+    result = swap_subspaces(swapping, images)
     pairs, subspaces = result.swaps.shape[:2]
     rows = []
     for pair in range(pairs):
@@ -85,8 +86,8 @@ def run_subspace_swap(
     torch.save(
         {
             "packed_codes": result.packed_codes.cpu(),
-            "labels": method.composition.labels.cpu(),
-            "layer": method.layer,
+            "labels": swapping.subspace_labels.cpu(),
+            "layer": swapping.layer,
             "resolution": resolution,
         },
         codes_path,

@@ -8,7 +8,8 @@ from pathlib import Path
 import torch
 
 from invgan.checkpoints.atomic import atomic_write_json
-from invgan.inversion.tiled import Invertible, decode_tiled, invert_tiled
+from invgan.inversion.protocols import Invertible
+from invgan.inversion.tiled import decode_tiled, invert_tiled
 from invgan.metrics.reconstruction import mean_absolute_error
 from invgan.utils.images import save_image_grid
 

@@ -8,14 +8,10 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from invgan.deployment.inference_graphs import (
-    InferenceGraph,
-    InvertibleModel,
-    export_manifest,
-    inference_graphs,
-)
+from invgan.deployment.inference_graphs import InferenceGraph, export_manifest, inference_graphs
 from invgan.deployment.onnx_format import export_onnx
 from invgan.deployment.torchscript_format import export_torchscript
+from invgan.inversion.protocols import InvertibleModel
 
 # Writer and file suffix per graph format.
 GRAPH_FORMATS: dict[str, tuple[Callable[[InferenceGraph, Path], Path], str]] = {

@@ -10,25 +10,13 @@ model's encoder produces them; prior samples are z (N, z_dim).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 from torch import nn
 
+from invgan.inversion.protocols import InvertibleModel
 from invgan.nn.frozen_generator import FrozenGenerator
-
-
-class InvertibleModel(Protocol):
-    """What an exported model offers: an encoder, a generator and its mapping network."""
-
-    def encode(self, images: torch.Tensor) -> torch.Tensor:
-        """Codes of images in [-1, 1]."""
-
-    def decode(self, codes: torch.Tensor) -> torch.Tensor:
-        """Images in [-1, 1] of codes."""
-
-    def frozen_generator(self) -> FrozenGenerator:
-        """The generator that codes belong to, with its mapping network."""
 
 
 @dataclass(frozen=True)
@@ -43,7 +31,7 @@ class InferenceGraph:
 
 
 class _Encode(nn.Module):
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: InvertibleModel) -> None:
         super().__init__()
         self.model = model
 
@@ -52,7 +40,7 @@ class _Encode(nn.Module):
 
 
 class _Decode(nn.Module):
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: InvertibleModel) -> None:
         super().__init__()
         self.model = model
 
@@ -61,7 +49,7 @@ class _Decode(nn.Module):
 
 
 class _Reconstruct(nn.Module):
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: InvertibleModel) -> None:
         super().__init__()
         self.model = model
 

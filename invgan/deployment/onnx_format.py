@@ -35,5 +35,10 @@ def export_onnx(graph: InferenceGraph, path: Path) -> Path:
             optimize=True,
             verbose=False,
         )
+    if program is None:  # only the legacy exporter (dynamo=False) returns nothing
+        raise RuntimeError(
+            f"torch {torch.__version__}'s ONNX exporter returned no program for {graph.name}: "
+            "export with format=torchscript or safetensors instead"
+        )
     program.save(str(path), external_data=False)
     return path

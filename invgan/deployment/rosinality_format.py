@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from invgan.checkpoints.atomic import atomic_write
-from invgan.deployment.inference_graphs import InvertibleModel
+from invgan.inversion.protocols import InvertibleModel
 from invgan.nn.stylegan2.generator import StyleGAN2Generator
 
 ROSINALITY_SUFFIX = ".pt"

@@ -17,7 +17,6 @@ from typing import Any
 
 import torch
 
-from invgan.applications.editing import generator_of
 from invgan.directions.labels import LabelledImages
 from invgan.directions.latent_directions import LatentDirections
 from invgan.directions.linear_boundary import (
@@ -26,6 +25,7 @@ from invgan.directions.linear_boundary import (
     fit_linear_boundary,
     project_out,
 )
+from invgan.inversion.protocols import InversionMethod
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +47,11 @@ def stratified_holdout(
     return torch.cat(fit).sort().values, torch.cat(held_out).sort().values
 
 
-def encode_in_batches(method: Any, images: torch.Tensor, batch_size: int) -> torch.Tensor:
+def encode_in_batches(
+    method: InversionMethod, images: torch.Tensor, batch_size: int
+) -> torch.Tensor:
     """The method's codes of images (moved to its generator's device), batch by batch."""
-    device = generator_of(method).latent_avg.device
+    device = method.frozen_generator().latent_avg.device
     return torch.cat(
         [
             method.encode(images[start : start + batch_size].to(device)).detach()
@@ -79,14 +81,14 @@ class InterFaceGAN:
         self.seed = seed
 
     def boundary(
-        self, method: Any, labelled: LabelledImages
+        self, method: InversionMethod, labelled: LabelledImages
     ) -> tuple[LinearBoundary, dict[str, Any], torch.Size]:
         """The boundary fitted on part of the labelled codes, its accuracies (fit and
         held-out) and the shape of one code."""
         codes = encode_in_batches(method, labelled.images, self.batch_size).cpu()
         fit, held_out = stratified_holdout(labelled.labels, self.holdout_fraction, self.seed)
         boundary = fit_linear_boundary(codes[fit], labelled.labels[fit], self.l2)
-        report = {
+        report: dict[str, Any] = {
             "attribute": labelled.attribute,
             "positives": int(labelled.labels.sum()),
             "negatives": int((~labelled.labels).sum()),
@@ -102,7 +104,7 @@ class InterFaceGAN:
         )
         return boundary, report, codes.shape[1:]
 
-    def find(self, method: Any, channels: int, resolution: int) -> LatentDirections:
+    def find(self, method: InversionMethod, channels: int, resolution: int) -> LatentDirections:
         """Invert the labelled images, fit the boundary, return its (conditional) normal."""
         primary = self.labels.load(channels, resolution)
         boundary, report, code_shape = self.boundary(method, primary)

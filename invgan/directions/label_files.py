@@ -10,13 +10,13 @@ from pathlib import Path
 
 import torch
 
-from invgan.applications.inputs import load_images
 from invgan.directions.labels import (
     LabelledImages,
     balanced_subset,
     binary_labels,
     check_on_missing,
 )
+from invgan.image_inputs import load_images
 
 # Missing files named in an error; the rest are counted.
 LISTED_MISSING = 5

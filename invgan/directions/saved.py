@@ -4,9 +4,9 @@ editing with it can be separate runs."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from invgan.directions.latent_directions import LatentDirections
+from invgan.inversion.protocols import InversionMethod
 
 
 class SavedDirections:
@@ -15,6 +15,6 @@ class SavedDirections:
     def __init__(self, path: str | Path) -> None:
         self.path = path
 
-    def find(self, method: Any, channels: int, resolution: int) -> LatentDirections:
+    def find(self, method: InversionMethod, channels: int, resolution: int) -> LatentDirections:
         """The saved directions (checked against the generator when editing)."""
         return LatentDirections.load(self.path)

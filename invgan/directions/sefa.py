@@ -21,13 +21,13 @@ layer's larger weights cannot outvote the others.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
 
-from invgan.applications.editing import generator_of
 from invgan.directions.latent_directions import LatentDirections
+from invgan.inversion.protocols import InversionMethod
 from invgan.nn.biggan.generator import BigGANGenerator
 from invgan.nn.dcgan import DCGANGenerator
 from invgan.nn.stylegan2.equalized import EqualLinear
@@ -45,6 +45,8 @@ def style_affines(generator: StyleGAN2Generator, layer: int) -> list[EqualLinear
             f"SeFa layer {layer} does not exist: the StyleGAN2 generator has W+ layers "
             f"0..{generator.n_latent - 1}"
         )
+    # nn.ModuleList items are typed as plain modules; these are ModulatedConv2d layers.
+    modules: list[Any]
     if layer == 0:
         modules = [generator.conv1.conv]
     elif layer == 1:
@@ -65,8 +67,10 @@ def _equal_linear_weight(layer: EqualLinear) -> torch.Tensor:
 
 def _dcgan_weight(generator: DCGANGenerator) -> torch.Tensor:
     """The projection's weight with its eval-mode batch-norm scale folded in."""
-    linear, norm = generator.project[0], generator.project[1]
-    scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
+    linear = cast(nn.Linear, generator.project[0])
+    norm = cast(nn.BatchNorm1d, generator.project[1])
+    running_var = cast(torch.Tensor, norm.running_var)  # typed optional; DCGAN's norm tracks it
+    scale = norm.weight / torch.sqrt(running_var + norm.eps)
     return scale[:, None] * linear.weight
 
 
@@ -128,10 +132,10 @@ class SeFa:
         self.normalize_rows = normalize_rows
 
     @torch.no_grad()
-    def find(self, method: Any, channels: int, resolution: int) -> LatentDirections:
+    def find(self, method: InversionMethod, channels: int, resolution: int) -> LatentDirections:
         """The generator's top components (SeFa needs no images: channels and resolution are
         unused)."""
-        generator = generator_of(method)
+        generator = method.frozen_generator()
         weight = first_layer_weight(generator.generator, self.layers)
         vectors, eigenvalues = sefa_directions(weight, self.num_components, self.normalize_rows)
         return LatentDirections(

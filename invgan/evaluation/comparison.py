@@ -3,12 +3,12 @@
 `python evaluate.py -m ckpt_path=a.ckpt,b.ckpt inversion=encoder,hybrid` runs one evaluation
 per combination (Hydra multirun); `ComparisonTable`, registered in `conf/evaluate.yaml`, then
 writes `comparison.md` and `comparison.json` into the sweep folder. Evaluations made apart are
-compared with `python -m invgan.evaluation.comparison <run dirs or metrics.json> -o <dir>`.
+compared with `python -m invgan.compare <run dirs or metrics.json> -o <dir>`
+(`invgan.cli.compare`).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 from pathlib import Path
@@ -18,7 +18,6 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from invgan.checkpoints.atomic import atomic_write_json, atomic_write_text
-from invgan.cli.user_errors import run_command
 from invgan.evaluation.pipeline import METRICS_FILE
 from invgan.evaluation.report import markdown_report
 
@@ -67,17 +66,3 @@ class ComparisonTable(Callback):
         path = write_comparison(files, sweep_dir)
         log.info("comparison of %d evaluations: %s", len(files), path)
         print(path.read_text())
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Command line: compare evaluations made apart."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("paths", nargs="+", type=Path, help="run folders or metrics.json files")
-    parser.add_argument("-o", "--out", type=Path, default=Path("."), help="output folder")
-    args = parser.parse_args(argv)
-    path = write_comparison(args.paths, args.out)
-    print(path.read_text())
-
-
-if __name__ == "__main__":
-    run_command(main, "python -m invgan.evaluation.comparison")

@@ -13,7 +13,7 @@ from invgan.checkpoints.generator_import import load_frozen_generator
 from invgan.checkpoints.keys import CONFIG_KEY, GENERATOR_ARCHITECTURE_KEY
 from invgan.checkpoints.stored_config import checked_config
 from invgan.evaluation.pretrained_encoder import load_pretrained_encoder_model
-from invgan.inversion.pretrained_generator import PretrainedGenerator
+from invgan.nn.pretrained_generator import PretrainedGenerator
 from invgan.utils.config_checks import ConfigValueError
 
 # The parts of a stored run config that evaluation and applications build objects from.

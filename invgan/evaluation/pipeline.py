@@ -8,14 +8,17 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
 from lightning_fabric import Fabric
 from omegaconf import DictConfig, OmegaConf
+from torch import Tensor
 
 from invgan.checkpoints.atomic import atomic_write_json, atomic_write_text
 from invgan.evaluation.evaluator import Evaluator
 from invgan.evaluation.loading import load_model_and_data, resolve_device
+from invgan.evaluation.metrics import select_metrics
 from invgan.evaluation.reconstruction_grid import save_reconstruction_grid
 from invgan.evaluation.report import format_table, markdown_report
 from invgan.evaluation.run_data import setup_run_data
@@ -68,6 +71,18 @@ def build_fabric(trainer: DictConfig) -> Fabric:
     )
 
 
+def evaluation_batch_size(cfg: DictConfig, datamodule: Any) -> int:
+    """`batch_size`, or the data config's `eval_batch_size` when null (0 is refused earlier)."""
+    batch_size = cfg.get("batch_size")
+    return int(datamodule.eval_batch_size if batch_size is None else batch_size)
+
+
+def grid_count(cfg: DictConfig) -> int:
+    """Test images in reconstructions.png: `metrics.grid.count`, 0 when the grid is off."""
+    grid_cfg = cfg.metrics.grid
+    return int(grid_cfg.count) if grid_cfg.enabled else 0
+
+
 def evaluate_on_rank(fabric: Fabric | None, cfg: DictConfig) -> dict[str, Any]:
     """One process's share of the evaluation; rank zero writes the files and returns the
     report (every rank computes the same reduced numbers)."""
@@ -80,8 +95,21 @@ def evaluate_on_rank(fabric: Fabric | None, cfg: DictConfig) -> dict[str, Any]:
     else:  # the data=<dataset> config given on this command line
         datamodule = instantiate_datamodule(data_cfg)
         datamodule.setup()
-    evaluator = Evaluator(model, datamodule, cfg, device, world)
-    metrics = evaluator.run()
+    # Every metric that inverts images goes through the configured inversion method (the
+    # model's own encoder, optimisation, hybrid, ...), so methods compare on equal terms.
+    inversion = hydra.utils.instantiate(cfg.inversion, model=model)
+    evaluator = Evaluator(
+        model,
+        inversion,
+        datamodule,
+        metrics=select_metrics(cfg.metrics),
+        seed=int(cfg.seed),
+        world=world,
+        batch_size=evaluation_batch_size(cfg, datamodule),
+        device=device,
+        grid_count=grid_count(cfg),
+    )
+    evaluation = evaluator.run()
     report = {
         "label": cfg.label,
         "source": str(Path(source).resolve()),
@@ -95,21 +123,24 @@ def evaluate_on_rank(fabric: Fabric | None, cfg: DictConfig) -> dict[str, Any]:
         "cuda": cuda,
         "processes": world.size,
         "torch_version": torch.__version__,
-        "metrics": metrics,
+        "metrics": evaluation.metrics,
     }
     if world.is_main:
-        write_outputs(report, evaluator, cfg)
+        write_outputs(report, evaluation.grid_pairs, cfg)
     return report
 
 
-def write_outputs(report: dict[str, Any], evaluator: Evaluator, cfg: DictConfig) -> None:
-    """metrics.json, table.md and reconstructions.png into the run directory."""
+def write_outputs(
+    report: dict[str, Any], grid_pairs: tuple[Tensor, Tensor] | None, cfg: DictConfig
+) -> None:
+    """metrics.json, table.md and reconstructions.png (when `grid_pairs`) into the run
+    directory."""
     out = Path(cfg.paths.output_dir)
     path = atomic_write_json(out / METRICS_FILE, report)
     atomic_write_text(out / "table.md", markdown_report([report]))
     grid_cfg = cfg.metrics.grid
-    if grid_cfg.enabled and evaluator.grid_pairs is not None:
-        images, reconstructions = evaluator.grid_pairs
+    if grid_pairs is not None:
+        images, reconstructions = grid_pairs
         grid = save_reconstruction_grid(
             images, reconstructions, out / "reconstructions.png", float(grid_cfg.difference_gain)
         )
@@ -127,6 +158,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
     cfg.inversion_method = method
     cfg.label = cfg.get("name") or default_label(cfg, method)
+    select_metrics(cfg.metrics)  # unknown metric names: refused before anything loads
     if world_size(cfg) == 1:
         return evaluate_on_rank(None, cfg)
     return build_fabric(cfg.trainer).launch(evaluate_on_rank, cfg)

@@ -143,11 +143,15 @@ def dataset_labels(
             "labels.source=dataset: the dataset has no class labels of its own; give a label "
             "file with labels.source=csv or celeba_attributes and labels.file=<path>"
         )
-    own = [torch.as_tensor(labels, dtype=torch.long) for labels in own]
-    count = int(max(labels.max() for labels in own)) + 1
+    train_labels, test_labels = (torch.as_tensor(labels, dtype=torch.long) for labels in own)
+    count = int(max(train_labels.max(), test_labels.max())) + 1
     names = [str(index) for index in range(count)]
     return ClassLabels(
-        own[0][train_indices], own[1][test_indices], names, False, "the dataset's own classes"
+        train_labels[train_indices],
+        test_labels[test_indices],
+        names,
+        False,
+        "the dataset's own classes",
     )
 
 
@@ -222,7 +226,7 @@ def class_labels(
     source, path = resolve_source(settings, train, data_root)
     if source == "dataset":
         return dataset_labels(train, test, train_indices, test_indices)
-    if not path.is_file():
+    if path is None or not path.is_file():  # None only for source=dataset, handled above
         raise FileNotFoundError(f"labels.file={path} does not exist")
     read = csv_labels if source == "csv" else celeba_attribute_labels
     return read(settings, path, train, test, train_indices, test_indices)

@@ -10,11 +10,12 @@ Sections 3.3 and 4.3, with the generator's resolution as the patch size).
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import torch
 from torch.utils.data import Dataset, default_collate
 
+from invgan.inversion.protocols import InversionMethod
 from invgan.inversion.tiled import reconstruct_tiled
 from invgan.utils.config_checks import ConfigValueError, check_arguments
 from invgan.utils.images import batch_images, to_signed_range, to_unit_range
@@ -75,7 +76,7 @@ def reconstruction_patch_size(image_size: int, resolution: int) -> int | None:
 
 @torch.no_grad()
 def paired_images(
-    method: Any,
+    method: InversionMethod,
     dataset: Dataset,
     indices: torch.Tensor,
     patch_size: int | None,

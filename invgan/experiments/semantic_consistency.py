@@ -16,12 +16,13 @@ from __future__ import annotations
 import logging
 import math
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from datamodules.base import ImageDataModule
 from invgan.checkpoints.atomic import atomic_write_json, atomic_write_text
 from invgan.cli.user_errors import run_command
 from invgan.evaluation.loading import load_model_and_data, resolve_device
@@ -36,7 +37,8 @@ from invgan.experiments.paired_images import (
     paired_images,
     reconstruction_patch_size,
 )
-from invgan.utils.config_checks import check_config
+from invgan.inversion.protocols import InversionMethod
+from invgan.nn.config_check import check_config
 from invgan.utils.images import batch_images
 from invgan.utils.instantiate import instantiate_datamodule
 
@@ -63,7 +65,7 @@ class ConsistencySettings(NamedTuple):
 
 
 def consistency_results(
-    method: Any,
+    method: InversionMethod,
     train_dataset: Any,
     test_dataset: Any,
     resolution: int,
@@ -161,11 +163,11 @@ def semantic_consistency(cfg: DictConfig) -> dict[str, Any]:
     command = "python -m invgan.experiments.semantic_consistency"
     if cfg.get("data") is not None:  # images given on this command line (tiling, other data)
         data_cfg = cfg.data
-        datamodule = instantiate_datamodule(data_cfg)
+        datamodule = cast(ImageDataModule, instantiate_datamodule(data_cfg))
         datamodule.setup()
     else:
         data_cfg = model_data_cfg
-        datamodule = setup_run_data(data_cfg, str(source), command)
+        datamodule = cast(ImageDataModule, setup_run_data(data_cfg, str(source), command))
     method = hydra.utils.instantiate(cfg.inversion, model=model)
     root = data_cfg.get("root")
     report = {

@@ -9,8 +9,18 @@ from typing import TypeVar
 import torch
 
 from invgan.inversion.schedule import ramped_learning_rate
+from invgan.utils.config_checks import ConfigValueError, check_count
 
 Result = TypeVar("Result")
+
+
+def adam_betas(betas: Sequence[float], key: str = "inversion.betas") -> tuple[float, float]:
+    """Adam's (beta1, beta2) from a config list, refused unless it has two entries."""
+    if len(betas) != 2:
+        raise ConfigValueError(
+            f"{key}={list(betas)} must be two numbers (beta1, beta2), e.g. [0.9, 0.999]"
+        )
+    return float(betas[0]), float(betas[1])
 
 
 def adam_descent(
@@ -30,11 +40,10 @@ def adam_descent(
     loss runs through (an encoder in the loss may keep trainable weights); a tensor the loss
     does not use gets a zero gradient and stays put.
     """
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
+    check_count("steps", steps)
     for tensor in params:
         tensor.requires_grad_(True)
-    optimizer = torch.optim.Adam(params, lr=lr, betas=tuple(betas))
+    optimizer = torch.optim.Adam(params, lr=lr, betas=betas)
     for step in range(steps):
         for group in optimizer.param_groups:
             group["lr"] = ramped_learning_rate(step, steps, lr, lr_rampup, lr_rampdown)

@@ -21,15 +21,17 @@ depend on the batch it is in.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 import torch
 
-from invgan.inversion.adam_descent import adam_descent, optimize_in_chunks
+from invgan.inversion.adam_descent import adam_betas, adam_descent, optimize_in_chunks
 from invgan.inversion.feature_composition import ChannelWeightedSum, SubspaceComposition
 from invgan.inversion.latent_spaces import build_space
+from invgan.inversion.protocols import GenerativeModel
 from invgan.losses.perceptual import PerceptualDistance, loss_perceptual_distance
+from invgan.nn.frozen_generator import FrozenGenerator
 from invgan.nn.split import check_split_layer
 
 TAIL_CODES = ("optimize", "mean")
@@ -66,7 +68,7 @@ class MultiCodeInversion:
 
     def __init__(
         self,
-        model: Any,
+        model: GenerativeModel,
         layer: int = 2,
         num_codes: int = 20,
         space: str = "z",
@@ -75,7 +77,7 @@ class MultiCodeInversion:
         lr: float = 0.05,
         lr_rampup: float = 0.05,
         lr_rampdown: float = 0.25,
-        betas: tuple[float, float] = (0.9, 0.999),
+        betas: Sequence[float] = (0.9, 0.999),
         mse_weight: float = 1.0,
         lpips_weight: float = 1.0,
         lpips: PerceptualDistance | Mapping[str, Any] | None = None,
@@ -109,7 +111,7 @@ class MultiCodeInversion:
         self.lr = lr
         self.lr_rampup = lr_rampup
         self.lr_rampdown = lr_rampdown
-        self.betas = tuple(betas)
+        self.betas = adam_betas(betas)
         self.mse_weight = mse_weight
         self.lpips_weight = lpips_weight
         self.batch_size = batch_size
@@ -129,6 +131,10 @@ class MultiCodeInversion:
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """Packed codes (N, P) of images in [-1, 1] (see the class docstring)."""
         return self.pack(self.invert(images))
+
+    def frozen_generator(self) -> FrozenGenerator:
+        """The generator `decode` runs: the copy whose codes and channel weights are optimised."""
+        return self.generator
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """Images in [-1, 1] from packed codes."""
@@ -153,10 +159,14 @@ class MultiCodeInversion:
         )
         return self.composition.compose(features.unflatten(0, (count, num_codes)), codes.weights)
 
+    def synthesize_features(self, features: torch.Tensor, tail: torch.Tensor) -> torch.Tensor:
+        """Images in [-1, 1]: G2 of features (N, C, H, W) at the split layer, styled by W+
+        codes `tail`."""
+        return self.generator.synthesize_from(features, tail, self.layer)
+
     def synthesize(self, codes: MultiCodes) -> torch.Tensor:
         """Images in [-1, 1]: G2 of the composed features, styled by the tail codes."""
-        features = self.composed_features(codes)
-        return self.generator.synthesize_from(features, codes.tail, self.layer)
+        return self.synthesize_features(self.composed_features(codes), codes.tail)
 
     # ---------------------------------------------------------------- packed codes
     def _shapes(self) -> list[tuple[int, ...]]:

@@ -24,15 +24,20 @@ pixels of the target therefore cannot change the result.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any, NamedTuple
 
 import torch
 
-from invgan.inversion.adam_descent import adam_descent, optimize_in_chunks
-from invgan.inversion.latent_spaces import build_space
+from invgan.inversion.adam_descent import adam_betas, adam_descent, optimize_in_chunks
+from invgan.inversion.encoder import own_encoder
+from invgan.inversion.latent_spaces import ZSpace, build_space
 from invgan.inversion.noise_regularization import noise_regularization, normalize_noise_
+from invgan.inversion.protocols import GenerativeModel, InvertibleModel
 from invgan.losses.perceptual import PerceptualDistance, loss_perceptual_distance
+from invgan.nn.frozen_generator import FrozenGenerator
+from invgan.utils.config_checks import check_count
 
 INITS = ("mean", "encoder", "random")
 
@@ -66,13 +71,13 @@ class LatentOptimization:
 
     def __init__(
         self,
-        model: Any,
+        model: GenerativeModel,
         space: str = "w",
         steps: int = 1000,
         lr: float = 0.1,
         lr_rampup: float = 0.05,
         lr_rampdown: float = 0.25,
-        betas: tuple[float, float] = (0.9, 0.999),
+        betas: Sequence[float] = (0.9, 0.999),
         mse_weight: float = 1.0,
         lpips_weight: float = 1.0,
         lpips: PerceptualDistance | Mapping[str, Any] | None = None,
@@ -87,11 +92,12 @@ class LatentOptimization:
     ) -> None:
         if init not in INITS:
             raise ValueError(f"inversion init={init!r}; choose one of {INITS}")
-        if steps < 1 or restarts < 1:
-            raise ValueError(f"steps and restarts must be >= 1, got {steps} and {restarts}")
+        check_count("inversion.steps", steps)
+        check_count("inversion.restarts", restarts)
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size must be >= 1 or null, got {batch_size}")
         self.model = model
+        self._checked_encoder: InvertibleModel | None = None
         # Built outside inference mode, so that these tensors can take part in autograd even
         # when the method is constructed under torch.inference_mode().
         with torch.inference_mode(False):
@@ -104,7 +110,7 @@ class LatentOptimization:
         self.lr = lr
         self.lr_rampup = lr_rampup
         self.lr_rampdown = lr_rampdown
-        self.betas = tuple(betas)
+        self.betas = adam_betas(betas)
         self.mse_weight = mse_weight
         self.lpips_weight = lpips_weight
         self.noise_weight = noise_regularization
@@ -121,9 +127,23 @@ class LatentOptimization:
         """Optimised codes (w or W+, as the space gives) of images in [-1, 1]."""
         return self.invert(images).codes
 
+    def frozen_generator(self) -> FrozenGenerator:
+        """The generator `decode` runs: the copy whose codes are optimised."""
+        return self.generator
+
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """Images in [-1, 1] from codes, with the generator's stored noise maps."""
         return self.generator.synthesize(codes)
+
+    def encode_masked(self, images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Codes fitted to the known pixels (mask 1) of images in [-1, 1] only."""
+        return self.invert(images, mask).codes
+
+    def prior_samples(self, images: torch.Tensor) -> torch.Tensor | None:
+        """The optimised z of each image in space z; None in the other spaces."""
+        if not isinstance(self.space, ZSpace):
+            return None
+        return self.invert(images).variable
 
     def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
         """G(codes, noise) with the optimised codes and, when optimised, noise maps."""
@@ -139,9 +159,10 @@ class LatentOptimization:
         if mask is not None:
             images = known_pixels(images, mask)
         chunks = optimize_in_chunks(self._best_of_restarts, self.batch_size, images, mask)
+        chunk_noise = [c.noise for c in chunks if c.noise is not None]
         noise = None
-        if chunks[0].noise is not None:
-            noise = [torch.cat(maps) for maps in zip(*(c.noise for c in chunks), strict=True)]
+        if chunk_noise:
+            noise = [torch.cat(maps) for maps in zip(*chunk_noise, strict=True)]
         return Inversion(
             torch.cat([c.codes for c in chunks]),
             noise,
@@ -150,29 +171,33 @@ class LatentOptimization:
         )
 
     # ---------------------------------------------------------------- optimisation
+    def _encoder(self, needed_by: str) -> InvertibleModel:
+        """The model's encoder, checked once (the domain term asks at every step)."""
+        if self._checked_encoder is None:
+            self._checked_encoder = own_encoder(self.model, needed_by)
+        return self._checked_encoder
+
     def _start(self, images: torch.Tensor, restart: int) -> torch.Tensor:
         """Initial variable of `restart` (see the class docstring)."""
         if restart == 0 and self.init == "mean":
             return self.space.initial(images.shape[0])
         if restart == 0 and self.init == "encoder":
+            encoder = self._encoder("inversion.init=encoder")
             with torch.no_grad():
-                return self.space.from_codes(self.model.encode(images))
+                return self.space.from_codes(encoder.encode(images))
         rng = torch.Generator().manual_seed(self.seed + restart)
         return self.space.initial(images.shape[0], rng)
 
     def _best_of_restarts(self, images: torch.Tensor, mask: torch.Tensor | None) -> Inversion:
         """Per image, the restart with the lowest final loss."""
-        best = None
-        for restart in range(self.restarts):
+        best = self._optimize(images, self._start(images, 0).detach(), mask)
+        for restart in range(1, self.restarts):
             result = self._optimize(images, self._start(images, restart).detach(), mask)
-            if best is None:
-                best = result
-                continue
             better = result.loss < best.loss
             codes = torch.where(_rows(better, result.codes), result.codes, best.codes)
             variable = torch.where(_rows(better, result.variable), result.variable, best.variable)
             noise = None
-            if result.noise is not None:
+            if result.noise is not None and best.noise is not None:
                 noise = [
                     torch.where(_rows(better, new), new, old)
                     for new, old in zip(result.noise, best.noise, strict=True)
@@ -209,7 +234,7 @@ class LatentOptimization:
             self.lr_rampup,
             self.lr_rampdown,
             self.betas,
-            after_step=None if noise is None else lambda: normalize_noise_(noise),
+            after_step=None if noise is None else partial(normalize_noise_, noise),
         )
         with torch.no_grad():
             final = self.losses(images, variable, noise, mask)
@@ -249,7 +274,7 @@ class LatentOptimization:
 
     def domain_distance(self, codes: torch.Tensor, generated: torch.Tensor) -> torch.Tensor:
         """Mean squared distance per image between codes and E(G(codes)) (IDInvert)."""
-        reencoded = self.model.encode(generated)
+        reencoded = self._encoder("inversion.domain_weight > 0").encode(generated)
         if reencoded.shape != codes.shape:
             # A w head against W+ codes (or the reverse): compare every layer with w.
             codes = self.generator.expand_to_codes(codes)

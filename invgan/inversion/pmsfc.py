@@ -29,6 +29,7 @@ from invgan.checkpoints.atomic import atomic_write
 from invgan.checkpoints.safe_load import safe_torch_load
 from invgan.inversion.feature_composition import SubspaceComposition
 from invgan.inversion.multi_code import MultiCodeInversion
+from invgan.inversion.protocols import GenerativeModel
 from invgan.inversion.self_expressive import learn_self_expression
 from invgan.inversion.spectral_clustering import spectral_clustering
 from invgan.nn.frozen_generator import FrozenGenerator
@@ -115,9 +116,11 @@ class PmSFCInversion(MultiCodeInversion):
     `MultiCodeInversion`'s. Packed codes: as for mGANprior, with the weights before tanh.
     """
 
+    composition: SubspaceComposition  # what `build_composition` below returns
+
     def __init__(
         self,
-        model: Any,
+        model: GenerativeModel,
         num_subspaces: int = 4,
         discovery: Mapping[str, Any] | None = None,
         cache_dir: str | Path | None = None,
@@ -137,6 +140,11 @@ class PmSFCInversion(MultiCodeInversion):
     def total_codes(self) -> int:
         """Codes per image, R K."""
         return self.num_subspaces * self.num_codes
+
+    @property
+    def subspace_labels(self) -> torch.Tensor:
+        """The subspace (0..R-1) of each of G1_l's C channels, (C,)."""
+        return self.composition.labels
 
     def build_composition(self) -> SubspaceComposition:
         """Eq. 7-8 over the generator's discovered (or cached) subspaces."""

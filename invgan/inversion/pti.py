@@ -13,7 +13,7 @@ early once the batch's mean LPIPS reaches `lpips_threshold` (PTI's LPIPS_value_t
 
 Only a copy is tuned: the model's generator and the pivot method's stay frozen. `generator`
 is that copy and keeps the weights tuned on the last batch that `encode` saw, so `decode` (and
-the applications, through `generator_of`) edits with them. Inversion cost therefore includes
+the applications, through `frozen_generator()`) edits with them. Inversion cost therefore includes
 the tuning; evaluation's seconds per image time `reconstruct`, pivot and tuning together.
 """
 
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -31,7 +31,8 @@ from safetensors import safe_open
 from safetensors.torch import save as safetensors_bytes
 
 from invgan.checkpoints.atomic import atomic_write
-from invgan.inversion.adam_descent import optimize_in_chunks
+from invgan.inversion.adam_descent import adam_betas, optimize_in_chunks
+from invgan.inversion.protocols import GenerativeModel, InversionMethod
 from invgan.losses.perceptual import PerceptualDistance, loss_perceptual_distance
 from invgan.nn.frozen_generator import FrozenGenerator
 from invgan.utils.config_checks import ConfigValueError
@@ -55,11 +56,11 @@ class PivotalTuning:
 
     def __init__(
         self,
-        model: Any,
-        pivot: Mapping[str, Any] | Any,
+        model: GenerativeModel,
+        pivot: Mapping[str, Any] | InversionMethod,
         tune_steps: int = 350,
         lr: float = 3e-4,
-        betas: tuple[float, float] = (0.9, 0.999),
+        betas: Sequence[float] = (0.9, 0.999),
         mse_weight: float = 1.0,
         lpips_weight: float = 1.0,
         lpips: PerceptualDistance | Mapping[str, Any] | None = None,
@@ -89,13 +90,13 @@ class PivotalTuning:
         self.model = model
         if isinstance(pivot, Mapping):
             pivot = hydra.utils.instantiate(pivot, model=model)
-        _check(
-            callable(getattr(pivot, "encode", None)),
-            "inversion.pivot",
-            type(pivot).__name__,
-            "give an inversion config (e.g. conf/inversion/optimization.yaml) with encode",
-        )
-        self.pivot = pivot
+        if not isinstance(pivot, InversionMethod):
+            raise ConfigValueError(
+                f"inversion.pivot={type(pivot).__name__!r} is invalid: give an inversion config "
+                "(e.g. conf/inversion/optimization.yaml) whose method encodes, decodes and "
+                "reconstructs"
+            )
+        self.pivot: InversionMethod = pivot
         # Built outside inference mode so that the copy's weights can take gradients even when
         # the method is constructed under torch.inference_mode().
         with torch.inference_mode(False):
@@ -114,7 +115,7 @@ class PivotalTuning:
         ]
         self.tune_steps = tune_steps
         self.lr = lr
-        self.betas = tuple(betas)
+        self.betas = adam_betas(betas)
         self.mse_weight = mse_weight
         self.lpips_weight = lpips_weight
         self.lpips_threshold = lpips_threshold
@@ -142,6 +143,10 @@ class PivotalTuning:
             self.save_delta(self.save_tuned / f"batch_{self.batches:05d}.safetensors")
         self.batches += 1
         return self.last.pivots
+
+    def frozen_generator(self) -> FrozenGenerator:
+        """The generator `decode` runs: the copy tuned on the last batch."""
+        return self.generator
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """Images in [-1, 1] from codes with the generator tuned on the last batch."""
@@ -204,7 +209,7 @@ class PivotalTuning:
         generated = self.generator.synthesize(pivots)
         loss = self.mse_weight * (generated - images).square().flatten(1).mean(dim=1)
         lpips = torch.zeros_like(loss)
-        if self.lpips_weight:
+        if self.lpips is not None and self.lpips_weight:
             lpips = self.lpips(generated, images)
             loss = loss + self.lpips_weight * lpips
         return loss, lpips

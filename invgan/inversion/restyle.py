@@ -8,31 +8,19 @@ checkpoint is evaluated at several step counts (the InvGAN paper's Table 3 at 1-
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
-
 import torch
 
 from invgan.inversion.encoder import EncoderInversion
+from invgan.inversion.protocols import GenerativeModel, IterativeEncoder
 from invgan.modules.restyle import check_iterations
 from invgan.utils.config_checks import ConfigValueError
-
-
-@runtime_checkable
-class IterativeEncoder(Protocol):
-    """What this method needs of a model: codes after each refinement step, and decoding."""
-
-    def encode_iterations(self, images: torch.Tensor, iterations: int) -> list[torch.Tensor]:
-        """Codes after each of `iterations` refinement steps of images in [-1, 1]."""
-
-    def decode(self, codes: torch.Tensor) -> torch.Tensor:
-        """Images in [-1, 1] from codes."""
 
 
 class ReStyleInversion(EncoderInversion):
     """N refinement steps of a ReStyle encoder (`inversion.iterations`); `encode_steps` and
     `reconstruct_steps` return every step's codes and images."""
 
-    def __init__(self, model: Any, iterations: int = 5) -> None:
+    def __init__(self, model: GenerativeModel, iterations: int = 5) -> None:
         if not isinstance(model, IterativeEncoder):
             raise ConfigValueError(
                 f"inversion=restyle needs a ReStyle run (train.py experiment=celeba_restyle); "
@@ -40,11 +28,12 @@ class ReStyleInversion(EncoderInversion):
                 "inversion=encoder for its own inversion"
             )
         super().__init__(model)
+        self.encoder: IterativeEncoder = model
         self.iterations = check_iterations("inversion.iterations", iterations)
 
     def encode_steps(self, images: torch.Tensor) -> list[torch.Tensor]:
         """W+ codes after each of the `iterations` steps."""
-        return self.model.encode_iterations(images, self.iterations)
+        return self.encoder.encode_iterations(images, self.iterations)
 
     def reconstruct_steps(self, images: torch.Tensor) -> list[torch.Tensor]:
         """G(w_1) .. G(w_N): the reconstruction after each step."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+from invgan.utils.config_checks import check_count
+
 
 def ramped_learning_rate(
     step: int, steps: int, base_lr: float, rampup: float = 0.05, rampdown: float = 0.25
@@ -15,8 +17,7 @@ def ramped_learning_rate(
     code settle instead of oscillating at the final learning rate. Fractions of 0 disable a
     ramp. Like the projector, step 0 of a warm-up has learning rate 0.
     """
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
+    check_count("steps", steps)
     if not (0.0 <= rampup <= 1.0 and 0.0 <= rampdown <= 1.0):
         raise ValueError(f"ramp fractions must be in [0, 1], got {rampup} and {rampdown}")
     t = step / steps

@@ -22,6 +22,8 @@ class SelfExpressiveLayer(nn.Module):
     reach) rather than by a penalty. State dict: `weight` (C, C), `off_diagonal` (C, C).
     """
 
+    off_diagonal: torch.Tensor  # a buffer
+
     def __init__(self, channels: int) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.zeros(channels, channels))

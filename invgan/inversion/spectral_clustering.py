@@ -60,7 +60,7 @@ def kmeans(
 
 def _first_seen_order(labels: torch.Tensor) -> torch.Tensor:
     """Labels renumbered in order of first appearance (0 for the first point's cluster)."""
-    order = {}
+    order: dict[int, int] = {}
     for label in labels.tolist():
         order.setdefault(label, len(order))
     return torch.tensor([order[label] for label in labels.tolist()], device=labels.device)

@@ -6,21 +6,12 @@ encoder and the generator in one batch each.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Protocol
+from typing import NamedTuple
 
 import torch
 
+from invgan.inversion.protocols import Invertible
 from invgan.utils.tiling import PatchGrid, image_to_patches, patches_to_image
-
-
-class Invertible(Protocol):
-    """A model that maps images in [-1, 1] to latent codes and back."""
-
-    def encode(self, images: torch.Tensor) -> torch.Tensor:
-        """Latent codes (N, ...) of images (N, C, m, m)."""
-
-    def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        """Images (N, C, m, m) from latent codes."""
 
 
 class TiledLatents(NamedTuple):

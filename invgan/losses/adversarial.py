@@ -13,9 +13,19 @@ import torch.nn.functional as F
 ADVERSARIAL_KINDS = ("non_saturating", "hinge")
 
 
+def adversarial_kind_problem(key: str, kind: object) -> str | None:
+    """Why `kind` cannot be the adversarial loss set at `key`, or None when it can: the one
+    rule for it, which the recipes' loss configs report as config errors."""
+    if kind in ADVERSARIAL_KINDS:
+        return None
+    allowed = ", ".join(ADVERSARIAL_KINDS)
+    return f"{key}={kind!r}: unknown adversarial loss; allowed: {allowed}; set one of them"
+
+
 def _check_kind(kind: str) -> None:
-    if kind not in ADVERSARIAL_KINDS:
-        raise ValueError(f"unknown adversarial loss {kind!r}; choose one of {ADVERSARIAL_KINDS}")
+    problem = adversarial_kind_problem("kind", kind)
+    if problem:
+        raise ValueError(problem)
 
 
 def discriminator_loss(

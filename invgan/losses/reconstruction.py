@@ -65,7 +65,17 @@ def feature_matching_distance(
     return (errors * filled_segments([1.0 / size for size in sizes], errors, sizes)).sum()
 
 
+def distance_problem(key: str, kind: object, name: str) -> str | None:
+    """Why `kind` cannot be the `name` (pixel, feature) distance set at `key`, or None when it
+    can: the one rule for it, which the recipes' loss configs report as config errors."""
+    if kind in DISTANCES:
+        return None
+    allowed = ", ".join(DISTANCES)
+    return f"{key}={kind!r}: unknown {name} distance; allowed: {allowed}; set one of them"
+
+
 def _check_distance(kind: str, name: str) -> None:
     """Reject a distance kind other than l1 and l2, naming what it was meant for."""
-    if kind not in DISTANCES:
-        raise ValueError(f"unknown {name} distance {kind!r}; choose one of {DISTANCES}")
+    problem = distance_problem("kind", kind, name)
+    if problem:
+        raise ValueError(problem)

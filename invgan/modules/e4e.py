@@ -34,12 +34,15 @@ import torch
 from torch import nn
 
 from invgan.losses.adversarial import discriminator_loss, generator_loss, r1_penalty
+from invgan.modules.e4e_loss_config import E4ELossConfig
 from invgan.modules.psp import PSPModule
 from invgan.nn.encoders.e4e import E4EEncoder
 from invgan.nn.frozen_generator import FrozenGenerator
-from invgan.utils.config_checks import ConfigValueError, check_arguments
+from invgan.utils.config_checks import ConfigValueError
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
+# The defaults of e4e's own options: E4ELossConfig's.
+DEFAULTS = E4ELossConfig()
 
 
 def active_offsets(iteration: int, start: int | None, interval: int, n_latent: int) -> int:
@@ -75,32 +78,25 @@ class E4EModule(PSPModule):
         optimizer: OptimizerFactory,
         discriminator: Callable[..., nn.Module],
         optimizer_d: OptimizerFactory,
-        delta_weight: float = 2e-4,
-        w_discriminator_weight: float = 0.1,
-        r1_gamma: float = 10.0,
-        r1_interval: int = 16,
-        progressive_start: int | None = 20000,
-        progressive_interval: int = 2000,
+        delta_weight: float = DEFAULTS.delta_weight,
+        w_discriminator_weight: float = DEFAULTS.w_discriminator_weight,
+        r1_gamma: float = DEFAULTS.r1_gamma,
+        r1_interval: int = DEFAULTS.r1_interval,
+        progressive_start: int | None = DEFAULTS.progressive_start,
+        progressive_interval: int = DEFAULTS.progressive_interval,
         **psp_options: Any,
     ) -> None:
-        values = {
-            "delta_weight": delta_weight,
-            "w_discriminator_weight": w_discriminator_weight,
-            "r1_gamma": r1_gamma,
-            "r1_interval": r1_interval,
-            "progressive_interval": progressive_interval,
-        }
-        check_arguments("model", E4EModule, values)
-        if progressive_start is not None and (
-            isinstance(progressive_start, bool)
-            or not isinstance(progressive_start, int)
-            or progressive_start < 0
-        ):
-            raise ConfigValueError(
-                f"model.progressive_start={progressive_start!r}: must be an integer >= 0 (the "
-                "iteration at which the first offset joins; e4e uses 20000) or null (every "
-                "offset from the start)"
-            )
+        # The recipe's losses, refused before any network is built: pSp's weights (among
+        # `psp_options`) and e4e's terms. It replaces the pSp-only config PSPModule keeps.
+        loss = E4ELossConfig(
+            **E4ELossConfig.options(psp_options),
+            delta_weight=delta_weight,
+            w_discriminator_weight=w_discriminator_weight,
+            r1_gamma=r1_gamma,
+            r1_interval=r1_interval,
+            progressive_start=progressive_start,
+            progressive_interval=progressive_interval,
+        )
         super().__init__(generator, encoder, optimizer, **psp_options)
         if not isinstance(self.encoder, E4EEncoder):
             raise ConfigValueError(
@@ -111,20 +107,15 @@ class E4EModule(PSPModule):
         self.automatic_optimization = False
         self.discriminator = discriminator(w_dim=generator.w_dim)
         self.optimizer_d = optimizer_d
-        self.delta_weight = delta_weight
-        self.w_discriminator_weight = w_discriminator_weight
-        self.r1_gamma = r1_gamma
-        self.r1_interval = r1_interval
-        self.progressive_start = progressive_start
-        self.progressive_interval = progressive_interval
+        self.loss_config = loss
 
     # ---------------------------------------------------------------- codes
     def active_offsets(self) -> int:
         """The offsets in use at the current iteration (decided on the host)."""
         return active_offsets(
             self.host_iteration,
-            self.progressive_start,
-            self.progressive_interval,
+            self.loss_config.progressive_start,
+            self.loss_config.progressive_interval,
             self.generator.n_latent,
         )
 
@@ -144,9 +135,9 @@ class E4EModule(PSPModule):
         """pSp's terms, plus e4e's delta regulariser and the encoder's adversarial term on the
         base code and the active layers, where their weights are positive."""
         losses = self.losses(real, fake, codes)
-        if self.delta_weight > 0 and self.progressive_start is not None:
+        if self.loss_config.delta_weight > 0 and self.loss_config.progressive_start is not None:
             losses["delta"] = delta_regularization(codes, offsets)
-        if self.w_discriminator_weight > 0:
+        if self.loss_config.w_discriminator_weight > 0:
             judged = codes[:, : offsets + 1].reshape(-1, codes.shape[-1])
             losses["w_adv"] = generator_loss(self.discriminator(judged))
         return losses
@@ -155,8 +146,8 @@ class E4EModule(PSPModule):
         """The encoder's loss: each term times its weight."""
         weights = {
             **self.loss_weights,
-            "delta": self.delta_weight,
-            "w_adv": self.w_discriminator_weight,
+            "delta": self.loss_config.delta_weight,
+            "w_adv": self.loss_config.w_discriminator_weight,
         }
         return sum(weights[name] * value for name, value in losses.items())
 
@@ -192,15 +183,16 @@ class E4EModule(PSPModule):
         self.manual_backward(loss_e)
         self.untoggle_optimizer(opt_e)
 
-        if self.w_discriminator_weight > 0:
+        cfg = self.loss_config
+        if cfg.w_discriminator_weight > 0:
             self.toggle_optimizer(opt_d)
-            apply_r1 = self.r1_gamma > 0 and self.host_iteration % self.r1_interval == 0
+            apply_r1 = cfg.r1_gamma > 0 and self.host_iteration % cfg.r1_interval == 0
             d_losses = self.discriminator_losses(codes[:, 0].detach(), apply_r1)
             loss_d = d_losses["d_adv"]
             if apply_r1:
                 # Lazy regularisation: scaled by the interval so that its average weight is
                 # gamma/2, as in e4e's code.
-                loss_d = loss_d + 0.5 * self.r1_gamma * self.r1_interval * d_losses["r1"]
+                loss_d = loss_d + 0.5 * cfg.r1_gamma * cfg.r1_interval * d_losses["r1"]
             self.manual_backward(loss_d)
             self.untoggle_optimizer(opt_d)
             losses.update(d_losses)

@@ -28,10 +28,12 @@ from torch import nn
 
 from invgan.losses.adversarial import discriminator_loss, generator_loss, r1_penalty
 from invgan.modules.encoder_module import EncoderModule
+from invgan.modules.indomain_loss_config import InDomainLossConfig
 from invgan.nn.frozen_generator import FrozenGenerator
-from invgan.utils.config_checks import check_arguments
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
+# The defaults of the loss weights and R1 schedule: InDomainLossConfig's.
+DEFAULTS = InDomainLossConfig()
 
 
 class InDomainEncoderModule(EncoderModule):
@@ -51,21 +53,16 @@ class InDomainEncoderModule(EncoderModule):
         perceptual: Callable[[], nn.Module],
         optimizer_e: OptimizerFactory,
         optimizer_d: OptimizerFactory,
-        pixel_weight: float = 1.0,
-        perceptual_weight: float = 0.8,
-        adversarial_weight: float = 0.1,
-        r1_gamma: float = 10.0,
-        r1_interval: int = 16,
+        pixel_weight: float = DEFAULTS.pixel_weight,
+        perceptual_weight: float = DEFAULTS.perceptual_weight,
+        adversarial_weight: float = DEFAULTS.adversarial_weight,
+        r1_gamma: float = DEFAULTS.r1_gamma,
+        r1_interval: int = DEFAULTS.r1_interval,
         nonfinite: str = "stop",
     ) -> None:
-        values = {
-            "pixel_weight": pixel_weight,
-            "perceptual_weight": perceptual_weight,
-            "adversarial_weight": adversarial_weight,
-            "r1_gamma": r1_gamma,
-            "r1_interval": r1_interval,
-        }
-        check_arguments("model", InDomainEncoderModule, values)
+        loss = InDomainLossConfig(
+            pixel_weight, perceptual_weight, adversarial_weight, r1_gamma, r1_interval
+        )
         super().__init__(
             generator,
             encoder(
@@ -81,11 +78,7 @@ class InDomainEncoderModule(EncoderModule):
         self.discriminator = discriminator
         self.optimizer_e = optimizer_e
         self.optimizer_d = optimizer_d
-        self.pixel_weight = pixel_weight
-        self.perceptual_weight = perceptual_weight
-        self.adversarial_weight = adversarial_weight
-        self.r1_gamma = r1_gamma
-        self.r1_interval = r1_interval
+        self.loss_config = loss
 
     def trained_networks(self) -> list[nn.Module]:
         """The encoder and the discriminator."""
@@ -115,10 +108,11 @@ class InDomainEncoderModule(EncoderModule):
             "perceptual": self.loss_network("lpips")(real, reconstruction).mean(),
             "g_adv": generator_loss(self.discriminator(reconstruction).logits),
         }
+        cfg = self.loss_config
         loss_e = (
-            self.pixel_weight * losses["pixel"]
-            + self.perceptual_weight * losses["perceptual"]
-            + self.adversarial_weight * losses["g_adv"]
+            cfg.pixel_weight * losses["pixel"]
+            + cfg.perceptual_weight * losses["perceptual"]
+            + cfg.adversarial_weight * losses["g_adv"]
         )
         self.manual_backward(loss_e)
         self.untoggle_optimizer(opt_e)
@@ -126,7 +120,7 @@ class InDomainEncoderModule(EncoderModule):
         # D's phase reads nothing that E's step changes (the reconstruction is detached), so both
         # steps wait for one finiteness check of the iteration (`model.nonfinite`).
         self.toggle_optimizer(opt_d)
-        apply_r1 = self.r1_gamma > 0 and self.host_iteration % self.r1_interval == 0
+        apply_r1 = cfg.r1_gamma > 0 and self.host_iteration % cfg.r1_interval == 0
         real_input = real.detach().requires_grad_(apply_r1)
         real_logits = self.discriminator(real_input).logits
         fake_logits = self.discriminator(reconstruction.detach()).logits
@@ -135,7 +129,7 @@ class InDomainEncoderModule(EncoderModule):
         if apply_r1:
             losses["r1"] = r1_penalty(real_logits, real_input)
             # Lazy regularisation: scaled by the interval so that its average weight is gamma/2.
-            loss_d = loss_d + 0.5 * self.r1_gamma * self.r1_interval * losses["r1"]
+            loss_d = loss_d + 0.5 * cfg.r1_gamma * cfg.r1_interval * losses["r1"]
         self.manual_backward(loss_d)
         self.untoggle_optimizer(opt_d)
         parameters = {

@@ -1,17 +1,23 @@
-"""Weights and options of the InvGAN objective (paper Eq. 3), validated on construction."""
+"""Weights and options of the InvGAN objective (paper Eq. 3), validated on construction.
+
+The defaults are those of conf/model/loss/invgan.yaml, the config group every InvGAN model
+uses as `model.loss` (a test keeps the two the same).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
-from invgan.losses.adversarial import ADVERSARIAL_KINDS
-from invgan.losses.reconstruction import DISTANCES
-from invgan.utils.config_checks import ConfigValueError, check_arguments
+from invgan.losses.adversarial import adversarial_kind_problem
+from invgan.losses.reconstruction import distance_problem
+from invgan.modules.validated_config import ValidatedConfig
 
 
 @dataclass(frozen=True)
-class InvGANLossConfig:
+class InvGANLossConfig(ValidatedConfig):
     """Loss weights and options; an unusable value fails at construction, naming its key."""
+
+    KEY = "model.loss"
 
     adversarial: str = "non_saturating"
     adversarial_weight: float = 1.0
@@ -31,16 +37,12 @@ class InvGANLossConfig:
     r1_interval: int = 16
 
     def __post_init__(self) -> None:
-        # The same rules as `check_config`, for losses built without a config.
-        values = {f.name: getattr(self, f.name) for f in fields(self)}
-        check_arguments("model.loss", type(self), values)
-        if self.adversarial not in ADVERSARIAL_KINDS:
-            raise ConfigValueError(
-                f"model.loss.adversarial={self.adversarial!r}; allowed: {ADVERSARIAL_KINDS}"
-            )
-        for name in ("feature_distance", "pixel_distance"):
-            if getattr(self, name) not in DISTANCES:
-                raise ConfigValueError(
-                    f"model.loss.{name}={getattr(self, name)!r}; allowed: {DISTANCES}"
-                )
+        super().__post_init__()
+        # A config gives a list; the frozen config holds a tuple of floats.
         object.__setattr__(self, "mmd_bandwidths", tuple(float(b) for b in self.mmd_bandwidths))
+
+    def check(self) -> None:
+        """The loss kinds, by the rules of the losses that use them."""
+        self.refuse(adversarial_kind_problem(self.key("adversarial"), self.adversarial))
+        for name, distance in (("feature", self.feature_distance), ("pixel", self.pixel_distance)):
+            self.refuse(distance_problem(self.key(f"{name}_distance"), distance, name))

@@ -22,10 +22,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from invgan.modules.encoder_module import EncoderModule
+from invgan.modules.psp_loss_config import PSPLossConfig
 from invgan.nn.frozen_generator import FrozenGenerator
 from invgan.utils.config_checks import ConfigValueError, check_arguments
 
-LOSSES = ("l2", "lpips", "id", "w_norm")
+# The defaults of the weights: PSPLossConfig's.
+DEFAULTS = PSPLossConfig()
 
 
 class PSPModule(EncoderModule):
@@ -52,22 +54,15 @@ class PSPModule(EncoderModule):
         learn_in_w: bool = False,
         start_from_latent_avg: bool = True,
         encoder_resolution: int | None = None,
-        l2_weight: float = 1.0,
-        lpips_weight: float = 0.8,
-        id_weight: float = 0.0,
-        w_norm_weight: float = 0.0,
+        l2_weight: float = DEFAULTS.l2_weight,
+        lpips_weight: float = DEFAULTS.lpips_weight,
+        id_weight: float = DEFAULTS.id_weight,
+        w_norm_weight: float = DEFAULTS.w_norm_weight,
         nonfinite: str = "stop",
     ) -> None:
-        weights = dict(
-            zip(LOSSES, (l2_weight, lpips_weight, id_weight, w_norm_weight), strict=True)
-        )
-        values = {f"{name}_weight": weight for name, weight in weights.items()}
-        check_arguments("model", PSPModule, {**values, "encoder_resolution": encoder_resolution})
-        if weights["l2"] + weights["lpips"] + weights["id"] == 0:
-            raise ConfigValueError(
-                "model.l2_weight, model.lpips_weight and model.id_weight are all 0: no loss ties "
-                "the codes to the images; set one of them > 0"
-            )
+        loss = PSPLossConfig(l2_weight, lpips_weight, id_weight, w_norm_weight)
+        check_arguments("model", PSPModule, {"encoder_resolution": encoder_resolution})
+        weights = loss.weights()
         factories = {"lpips": perceptual, "id": identity}
         for name, factory in factories.items():
             if weights[name] > 0 and factory is None:
@@ -93,6 +88,7 @@ class PSPModule(EncoderModule):
         self.learn_in_w = learn_in_w
         self.start_from_latent_avg = start_from_latent_avg
         self.encoder_resolution = encoder_resolution
+        self.loss_config = loss
         self.loss_weights = {name: weight for name, weight in weights.items() if weight > 0}
         self._step_losses: dict[str, torch.Tensor] = {}
 

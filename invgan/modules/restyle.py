@@ -27,7 +27,7 @@ from torch import nn
 
 from invgan.modules.psp import PSPModule
 from invgan.nn.frozen_generator import FrozenGenerator
-from invgan.utils.config_checks import ConfigValueError
+from invgan.utils.config_checks import ConfigValueError, check_count
 from invgan.utils.ema import eval_mode
 
 # pSp's encoder reads coarse, medium and fine styles from three maps: one head each at least.
@@ -35,13 +35,9 @@ MIN_STYLE_INPUTS = 3
 
 
 def check_iterations(key: str, iterations: Any) -> int:
-    """`iterations` as an int >= 1, else `ConfigValueError` naming `key`."""
-    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
-        raise ConfigValueError(
-            f"{key}={iterations!r}: must be an integer >= 1 (ReStyle's refinement steps; the "
-            "paper uses 5)"
-        )
-    return iterations
+    """`iterations` as an int >= 1 (ReStyle's refinement steps; the paper uses 5), else
+    `ConfigValueError` naming `key`."""
+    return check_count(key, iterations)
 
 
 class RefinementRun(NamedTuple):

@@ -9,7 +9,7 @@ from invgan.nn.discriminator_output import DiscriminatorOutput
 from invgan.nn.split import check_split_layer
 
 
-def _check_resolution(resolution: int, num_scales: int) -> int:
+def base_size(resolution: int, num_scales: int) -> int:
     """Return the base feature-map size, or raise if `resolution` does not divide evenly."""
     base = resolution >> num_scales
     if num_scales < 1 or base < 2 or base << num_scales != resolution:
@@ -46,7 +46,7 @@ class DCGANGenerator(nn.Module):
         self.w_dim = w_dim
         self.resolution = resolution
         self.channels = channels
-        self.base_size = _check_resolution(resolution, num_scales)
+        self.base_size = base_size(resolution, num_scales)
         widths = [base_width * 2 ** (num_scales - 1 - i) for i in range(num_scales)]
         self.input_width = base_width * 2**num_scales
         self.project = nn.Sequential(
@@ -122,7 +122,7 @@ class DCGANDiscriminator(nn.Module):
                 f"got {convs_per_scale}"
             )
         self.w_dim = w_dim
-        self.base_size = _check_resolution(resolution, num_scales)
+        self.base_size = base_size(resolution, num_scales)
         blocks = []
         in_width = channels
         for i in range(num_scales):

@@ -23,6 +23,8 @@ class FrozenGenerator(nn.Module):
     State dict: `generator.*`, `mapping_network.*` (standalone mapping only), `latent_avg`.
     """
 
+    latent_avg: torch.Tensor  # a buffer (nn.Module's attribute lookup would type it loosely)
+
     def __init__(
         self,
         generator: nn.Module,

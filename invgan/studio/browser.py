@@ -72,7 +72,7 @@ class StudioProcess:
     def start(self, timeout: float = 180.0) -> StudioProcess:
         """Start the studio and wait for its ready line; its output is kept in `output`."""
         start = time.perf_counter()
-        self.process = subprocess.Popen(
+        process = self.process = subprocess.Popen(
             [sys.executable, "-m", "invgan.studio", *self.overrides],
             cwd=self.cwd,
             env=self.env,
@@ -83,7 +83,7 @@ class StudioProcess:
         lines: queue.Queue[str | None] = queue.Queue()
 
         def read() -> None:
-            for line in self.process.stdout:
+            for line in process.stdout or ():  # piped above, so never None
                 self.output.append(line)
                 lines.put(line)
             lines.put(None)
@@ -130,9 +130,9 @@ class StudioBrowser:
         from selenium.webdriver.chrome.service import Service
 
         problem = browser_problem()
-        if problem is not None:
-            raise RuntimeError(problem)
         binary, driver = chromium_paths()
+        if problem is not None or binary is None or driver is None:
+            raise RuntimeError(problem or "Chromium or chromedriver left PATH while starting")
         options = Options()
         options.binary_location = binary
         for argument in (

@@ -7,11 +7,10 @@ import hashlib
 import threading
 import time
 from collections import OrderedDict
-from typing import Any
 
 import torch
 
-from invgan.applications.editing import generator_of
+from invgan.inversion.protocols import GenerativeModel, InversionMethod
 from invgan.nn.frozen_generator import FrozenGenerator
 
 
@@ -23,31 +22,20 @@ def image_key(image: torch.Tensor) -> str:
     return digest.hexdigest()
 
 
-class _GeneratorHolder:
-    """What `generator_of` asks a method's model for, answered with one generator built
-    once: InvGAN's `frozen_generator()` copies the networks and re-estimates the mean code on
-    every call, which would dominate each slider move. The copy is deterministic (seeded mean
-    code), so it equals the one the apply command builds."""
-
-    def __init__(self, generator: FrozenGenerator) -> None:
-        self.generator = generator
-
-    def frozen_generator(self) -> FrozenGenerator:
-        """The generator the wrapped method decodes with."""
-        return self.generator
-
-
 class CachedInversion:
     """The inversion method interface (`encode`, `decode`, `reconstruct`) around `method`,
     with the codes of the last `capacity` images kept. `seconds[key]` is how long inverting
     that image took the first time (a cached code costs nothing, which is not news)."""
 
-    def __init__(self, method: Any, capacity: int = 64) -> None:
+    def __init__(self, method: InversionMethod, capacity: int = 64) -> None:
         if capacity < 1:
             raise ValueError(f"the code cache needs capacity >= 1, got {capacity}")
         self.method = method
-        self.generator = generator_of(method)
-        self.model = _GeneratorHolder(self.generator)
+        self.model: GenerativeModel = method.model
+        # Built once: InvGAN's frozen_generator() copies the networks and re-estimates the
+        # mean code on every call, which would dominate each slider move. The copy is
+        # deterministic (seeded mean code), so it equals the one the apply command builds.
+        self.generator = method.frozen_generator()
         self.capacity = capacity
         self._codes: OrderedDict[str, torch.Tensor] = OrderedDict()
         self.seconds: dict[str, float] = {}
@@ -80,6 +68,10 @@ class CachedInversion:
                 old, _ = self._codes.popitem(last=False)
                 self.seconds.pop(old, None)
         return torch.stack(found)
+
+    def frozen_generator(self) -> FrozenGenerator:
+        """The wrapped method's generator, built once."""
+        return self.generator
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """Images in [-1, 1] from codes, as the wrapped method decodes them."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -14,6 +14,7 @@ from invgan.applications.attribute_editing import alpha_scales
 from invgan.directions.latent_directions import LatentDirections
 from invgan.directions.saved import SavedDirections
 from invgan.directions.sefa import SeFa
+from invgan.inversion.protocols import InversionMethod
 from invgan.nn.frozen_generator import FrozenGenerator
 
 
@@ -41,7 +42,7 @@ def sliders_of(
 
 
 def studio_sliders(
-    method: Any,
+    method: InversionMethod,
     generator: FrozenGenerator,
     channels: int,
     resolution: int,
@@ -82,14 +83,16 @@ def combine(
     steps = [float(s) * slider.spread for s, slider in zip(strengths, sliders, strict=True)]
     shared = all(s.vector.ndim == 1 and s.layers == sliders[0].layers for s in sliders)
     if shared:
-        vector = sum(step * s.vector for step, s in zip(steps, sliders, strict=True))
+        terms = [step * s.vector for step, s in zip(steps, sliders, strict=True)]
         layers = sliders[0].layers
     else:
-        vector = sum(
+        terms = [
             step * _as_w_plus(s, generator.n_latent)
             for step, s in zip(steps, sliders, strict=True)
-        )
+        ]
         layers = None
+    # sum() starts at 0; with at least one slider (checked above) the result is a tensor.
+    vector = cast(torch.Tensor, sum(terms))
     info = {
         "sliders": [s.label for s in sliders],
         "strengths_prior_std": [float(s) for s in strengths],

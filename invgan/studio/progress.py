@@ -60,7 +60,7 @@ def _install_hook() -> None:
             _hook_handle = register_optimizer_step_post_hook(_after_optimizer_step)
 
 
-def expected_steps(method: Any) -> int | None:
+def expected_steps(method: object) -> int | None:
     """Optimizer steps a method takes per batch (steps x restarts), None for one-pass
     methods (the model's encoder) and methods that do not say."""
     steps = getattr(method, "steps", None)
@@ -94,11 +94,12 @@ class CancelFlags:
     outlives what it was meant for and a new request never clears an earlier cancel."""
 
     def __init__(self) -> None:
-        self._running: dict[str, set[threading.Event]] = {}
+        # Keyed by Gradio's session hash, None for requests without a session (API calls).
+        self._running: dict[str | None, set[threading.Event]] = {}
         self._lock = threading.Lock()
 
     @contextmanager
-    def running(self, session: str) -> Iterator[threading.Event]:
+    def running(self, session: str | None) -> Iterator[threading.Event]:
         """A flag for one request of `session`, registered while the block runs."""
         flag = threading.Event()
         with self._lock:
@@ -112,7 +113,7 @@ class CancelFlags:
                 if not flags:
                     self._running.pop(session, None)
 
-    def cancel(self, session: str) -> int:
+    def cancel(self, session: str | None) -> int:
         """Cancel the session's running requests; how many there were."""
         with self._lock:
             flags = list(self._running.get(session, ()))

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import hydra
 import torch
@@ -27,11 +27,13 @@ from PIL import Image
 from datamodules.errors import CorruptDataError
 from datamodules.image_files import ImageLimits, read_image, resize_center_crop
 from invgan.applications.editing import invert
-from invgan.applications.inputs import load_images
-from invgan.apply import input_size
+from invgan.cli.apply import input_size
 from invgan.evaluation.loading import load_model_and_data, resolve_device
+from invgan.image_inputs import load_images
+from invgan.inversion.protocols import GenerativeModel
 from invgan.losses.perceptual import PerceptualDistance
 from invgan.metrics.reconstruction import per_image_reconstruction_errors
+from invgan.nn.frozen_generator import FrozenGenerator
 from invgan.studio.apply_config import compose_apply, with_values
 from invgan.studio.cached_inversion import CachedInversion, image_key
 from invgan.studio.directions import Slider, combine, studio_sliders
@@ -55,6 +57,11 @@ Report = Callable[[int, int | None, str], None]
 
 def _silent(done: int, total: int | None, what: str) -> None:
     """A Report that shows nothing (scripts and tests)."""
+
+
+def _plain(node: DictConfig) -> dict[str, Any]:
+    """A config mapping as a plain dict, interpolations resolved."""
+    return cast(dict[str, Any], OmegaConf.to_container(node, resolve=True))
 
 
 class UploadError(ValueError):
@@ -122,7 +129,7 @@ class Studio:
 
     def __init__(
         self,
-        model: Any,
+        model: GenerativeModel,
         checkpoint: str | None,
         source: str,
         resolution: int,
@@ -161,7 +168,7 @@ class Studio:
         return [name for name, entry in self.methods.items() if entry.method is not None]
 
     @property
-    def generator(self) -> Any:
+    def generator(self) -> FrozenGenerator:
         """The generator every method decodes with."""
         return self._method(self.available_methods[0]).generator
 
@@ -322,7 +329,7 @@ class Studio:
             combined = combine(self.sliders, edit.strengths, self.generator, edit.direction_name)
             combined.save(settings.folder / "directions.pt")
         cfg = self.config(settings)
-        application = OmegaConf.to_container(cfg.application, resolve=True)
+        application = _plain(cfg.application)
         size = input_size(
             application.pop("input_layout", "tiles"), cfg.get("size"), self.resolution
         )
@@ -376,7 +383,7 @@ class Studio:
 
 # -------------------------------------------------------------------- building a studio
 def build_methods(
-    model: Any, choices: dict[str, MethodChoice], seed: int
+    model: GenerativeModel, choices: dict[str, MethodChoice], seed: int
 ) -> dict[str, MethodEntry]:
     """Each configured method built from conf/inversion as the apply command builds it; one
     that cannot be built here (e.g. LPIPS weights missing offline) keeps its problem."""
@@ -415,7 +422,7 @@ def build_studio(cfg: DictConfig, workdir: Path) -> Studio:
     `data`), its methods and sliders, LPIPS for the comparison."""
     device = resolve_device(cfg.device)
     model, data_cfg, source = load_model_and_data(cfg, device)
-    methods_cfg = OmegaConf.to_container(cfg.methods, resolve=True) or {}
+    methods_cfg = _plain(cfg.methods)
     choices = {
         str(name): MethodChoice.from_options(str(name), options)
         for name, options in methods_cfg.items()
@@ -435,7 +442,7 @@ def build_studio(cfg: DictConfig, workdir: Path) -> Studio:
     directions = cfg.directions
     sefa = None
     if directions.sefa is not None:
-        sefa = OmegaConf.to_container(directions.sefa, resolve=True)
+        sefa = _plain(directions.sefa)
     sliders = studio_sliders(
         available[0], generator, channels, resolution, sefa, list(directions.saved or [])
     )

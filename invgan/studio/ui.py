@@ -56,7 +56,7 @@ def mask_box(layers: list[np.ndarray], resolution: int) -> tuple[int, int, int, 
     drawn = [layer for layer in layers if layer is not None and layer.ndim == 3]
     if not drawn:
         raise ValueError("draw over the part of the image to repair first (the brush)")
-    painted = np.zeros(drawn[0].shape[:2], dtype=bool)
+    painted: np.ndarray = np.zeros(drawn[0].shape[:2], dtype=bool)
     for layer in drawn:
         painted |= layer[..., -1] > 0 if layer.shape[-1] == 4 else layer.max(axis=-1) > 0
     if not painted.any():
@@ -143,7 +143,7 @@ class StudioPage:
         except InversionCancelled as stopped:
             return [gr.skip()] * (2 * len(self.studio.methods) + 1) + [f"Cancelled: {stopped}."]
         by_name = {result.method: result for result in results}
-        pictures = []
+        pictures: list[Any] = []
         for name in self.studio.methods:
             result = by_name.get(name)
             pictures += [None, None] if result is None else [result.picture, result.errors]

@@ -8,7 +8,9 @@ entry points' own keys) against `OPTION_TYPES`. Every number must be finite and 
 range its key's name implies (`RANGE_RULES`: weights >= 0, learning rates > 0, sizes and
 counts >= 1, ...). The rules match keys by name, so new recipes and networks are covered
 without being listed here; recipes that are built without a config (tests, library use) call
-`check_arguments` on their arguments, so both ways in share these rules.
+`check_arguments` on their arguments, so both ways in share these rules. A whole composed
+config is checked by `invgan.nn.config_check.check_config`, which adds the networks' layer
+schedules (this module knows no network).
 """
 
 from __future__ import annotations
@@ -23,9 +25,6 @@ from typing import Any, Literal
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from invgan.nn.biggan.resolution import check_widths, num_resamplings
-from invgan.nn.dcgan import _check_resolution as dcgan_base_size
-from invgan.nn.stylegan2.widths import feature_width, log2_resolution
 from invgan.utils.type_hints import accepts, describe, is_number, lists_choices, parameter_types
 
 MISSING = "???"
@@ -108,7 +107,7 @@ class RangeRule:
 _COUNT = Bounds(integer=True, low=1)
 # Sizes, counts, widths, steps and intervals: integers >= 1.
 _COUNT_NAMES = (
-    "batch_size", "count", "max_images", "resize", "subsets", "repeats", "steps", "restarts",
+    "batch_size", "count", "max_images", "subsets", "repeats", "steps", "restarts",
     "resolution", "channels", "num_layers", "n_mlp", "num_scales", "convs_per_scale",
     "num_images", "every_n_iterations", "channel_base", "channel_max", "channel_multiplier",
     "stddev_group", "num_codes", "num_subspaces", "max_blobs", "coarse_end", "medium_end",
@@ -138,6 +137,8 @@ RANGE_RULES = (
     RangeRule(Bounds(integer=True, low=1, note="units of the four IR stages"),
               names=("blocks",), listed=True, length=4, nullable=True),
     RangeRule(_COUNT, names=("depth",), nullable=True, choices=(50, 100, 152)),  # IR depths
+    # LPIPS inputs upsampled to this side first; null: compared at their own size.
+    RangeRule(_COUNT, names=("resize",), nullable=True),
     RangeRule(Bounds(integer=True, low=2, note="a Frechet distance needs 2 images"),
               names=("num_samples",), listed=True, scalar_too=True),
     RangeRule(_POSITIVE, names=("interval", "difference_gain", "val_check_interval")),
@@ -155,9 +156,11 @@ OPTION_TYPES: dict[str, Any] = {
     "batch_size": int | None,
     "cuda.tf32": bool,
     "cuda.cudnn_benchmark": bool,
+    "metrics.which": list[str] | None,
     "metrics.reconstruction.enabled": bool,
     "metrics.reconstruction.max_images": int | None,
     "metrics.lpips.enabled": bool,
+    "metrics.lpips.max_images": int | None,
     "metrics.lpips.nets": list[Literal["alex", "vgg"]],
     "metrics.lpips.resize": int | None,
     "metrics.grid.enabled": bool,
@@ -171,6 +174,7 @@ OPTION_TYPES: dict[str, Any] = {
     "metrics.fid.num_samples": int | list[int],
     "metrics.fid.real_count": int | None,
     "metrics.kid.enabled": bool,
+    "metrics.kid.num_samples": int | list[int],
     "metrics.kid.subsets": int,
     "metrics.kid.subset_size": int,
     "metrics.kid.real_count": int | None,
@@ -278,7 +282,16 @@ def argument_problems(
 def check_arguments(path: str, target: Callable[..., Any], arguments: Mapping[str, Any]) -> None:
     """Raise `ConfigValueError` naming every argument under `path` that `target` cannot take;
     for recipes built without a config, with the rules `check_config` applies."""
-    _raise(argument_problems(path, arguments, target))
+    raise_problems(argument_problems(path, arguments, target))
+
+
+def check_count(key: str, value: Any) -> int:
+    """`value` when it is an integer >= 1 (a number of steps, restarts, iterations), else
+    `ConfigValueError` naming `key`: `RANGE_RULES`' rule for counts, for code that takes one
+    without a config."""
+    if isinstance(value, bool) or not isinstance(value, int) or not _COUNT.allows(value):
+        raise ConfigValueError(f"{key}={_shown(value)}: must be {_COUNT.kind_text()}")
+    return value
 
 
 def _nodes(tree: Any, path: str) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -292,40 +305,11 @@ def _nodes(tree: Any, path: str) -> Iterator[tuple[str, dict[str, Any]]]:
             yield from _nodes(value, f"{path}.{index}")
 
 
-def _stylegan2_schedule(path: str, arguments: dict[str, Any]) -> None:
-    resolution = arguments["resolution"]
-    log2_resolution(resolution)
-    # Widths shrink with resolution: the last layer's is the narrowest.
-    widths = ("channel_base", "channel_multiplier", "channel_max")
-    feature_width(resolution, *(arguments[name] for name in widths))
-
-
-def _biggan_schedule(path: str, arguments: dict[str, Any], extra_blocks: int) -> None:
-    blocks = num_resamplings(arguments["resolution"]) + extra_blocks
-    check_widths(arguments["width_multipliers"], blocks, path, "one per block at this resolution")
-
-
-# Networks whose layer schedule needs particular resolutions (and widths that fit them), by the
-# module of their class, with the other arguments the rule reads; each raises ValueError naming
-# the allowed values. A node's arguments have its class's defaults filled in.
-SCHEDULE_RULES: dict[str, tuple[Callable[[str, dict[str, Any]], None], tuple[str, ...]]] = {
-    "invgan.nn.stylegan2.": (
-        _stylegan2_schedule,
-        ("channel_base", "channel_multiplier", "channel_max"),
-    ),
-    "invgan.nn.biggan.generator.": (
-        lambda path, arguments: _biggan_schedule(path, arguments, 0),
-        ("width_multipliers",),
-    ),
-    "invgan.nn.biggan.discriminator.": (
-        lambda path, arguments: _biggan_schedule(path, arguments, 1),
-        ("width_multipliers",),
-    ),
-    "invgan.nn.dcgan.": (
-        lambda path, arguments: dcgan_base_size(arguments["resolution"], arguments["num_scales"]),
-        ("num_scales",),
-    ),
-}
+# A rule about a network's layer schedule: (check, the arguments besides `resolution` that it
+# reads); the check takes the node's path and arguments and raises ValueError naming the values
+# allowed. The networks give theirs, by the module of their class
+# (`invgan.nn.config_check.SCHEDULE_RULES`): this module knows no network.
+ScheduleRule = tuple[Callable[[str, dict[str, Any]], None], tuple[str, ...]]
 
 
 def _with_defaults(target: Callable[..., Any], node: dict[str, Any]) -> dict[str, Any]:
@@ -352,11 +336,13 @@ def source_key(cfg: DictConfig, key: str) -> str:
     return key
 
 
-def _schedule_problems(cfg: DictConfig, path: str, node: dict[str, Any]) -> Iterator[str]:
+def _schedule_problems(
+    cfg: DictConfig, path: str, node: dict[str, Any], rules: Mapping[str, ScheduleRule]
+) -> Iterator[str]:
     target = node.get("_target_")
     if not isinstance(target, str) or not is_number(node.get("resolution")):
         return
-    found = next((r for prefix, r in SCHEDULE_RULES.items() if target.startswith(prefix)), None)
+    found = next((r for prefix, r in rules.items() if target.startswith(prefix)), None)
     if found is None:
         return
     rule, read = found
@@ -370,8 +356,11 @@ def _schedule_problems(cfg: DictConfig, path: str, node: dict[str, Any]) -> Iter
         yield f"{key}={node['resolution']}: {path} ({network}) cannot use it with {given}: {error}"
 
 
-def config_problems(cfg: DictConfig) -> list[str]:
-    """Every unusable value of a composed config (all of it but the `hydra` node)."""
+def config_problems(
+    cfg: DictConfig, schedule_rules: Mapping[str, ScheduleRule] | None = None
+) -> list[str]:
+    """Every unusable value of a composed config (all of it but the `hydra` node), and every
+    network node whose layer schedule `schedule_rules` refuses (by its `_target_`'s prefix)."""
     tree = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
     tree.pop("hydra", None)
     problems: list[str] = []
@@ -382,16 +371,12 @@ def config_problems(cfg: DictConfig) -> list[str]:
         node_problems = argument_problems(path, node, target)
         problems += node_problems
         if not node_problems:
-            problems += _schedule_problems(cfg, path, node)
+            problems += _schedule_problems(cfg, path, node, schedule_rules or {})
     return problems
 
 
-def _raise(problems: list[str]) -> None:
+def raise_problems(problems: list[str]) -> None:
+    """Raise one `ConfigValueError` listing `problems`, if there are any."""
     if problems:
         listed = "\n".join(f"  - {problem}" for problem in problems)
         raise ConfigValueError(f"config values that cannot work:\n{listed}")
-
-
-def check_config(cfg: DictConfig) -> None:
-    """Raise `ConfigValueError` listing every unusable value, before anything is built."""
-    _raise(config_problems(cfg))

@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from invgan.checkpoints.format import load_checkpoint
 from invgan.checkpoints.keys import CONFIG_KEY
-from invgan.utils.run_folder import LAST_CHECKPOINT, RUN_OUTPUTS, earlier_run_files
+from invgan.training.run_folder import LAST_CHECKPOINT, RUN_OUTPUTS, earlier_run_files
 
 log = logging.getLogger(__name__)
 

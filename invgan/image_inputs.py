@@ -1,4 +1,7 @@
-"""Reading the images an application works on: one file or every image in a folder."""
+"""Reading the images a command is given (`inputs=`): one file or every image in a folder.
+
+Below the applications and the directions, which both read images this way (`python -m
+invgan.apply`, the studio, label files beside a folder of images)."""
 
 from __future__ import annotations
 

@@ -14,14 +14,14 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 from invgan.callbacks.cuda_backend import CudaBackend
 from invgan.callbacks.run_config import RunConfigInCheckpoint
 from invgan.checkpoints.format import check_resume_checkpoint, trusted_stored_path
-from invgan.utils.config_checks import check_config
+from invgan.nn.config_check import check_config
+from invgan.training.resume import checkpoint_to_resume
+from invgan.training.run_folder import clear_earlier_run
 from invgan.utils.instantiate import (
     instantiate_callbacks,
     instantiate_datamodule,
     instantiate_loggers,
 )
-from invgan.utils.resume import checkpoint_to_resume
-from invgan.utils.run_folder import clear_earlier_run
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,9 @@ from invgan.nn.frozen_generator import FrozenGenerator
 
 
 class PretrainedGenerator:
-    """The model interface evaluation needs (`decode`, `sample`, `frozen_generator`), around a
-    `FrozenGenerator` that has no encoder of its own."""
+    """A generative model (`invgan.inversion.protocols.GenerativeModel`: `decode`, `sample`,
+    `frozen_generator`) around a `FrozenGenerator` that has no encoder of its own; methods
+    that need one (inversion=encoder, hybrid) say so when asked to encode."""
 
     iteration = 0
     inversion_networks = "none"
@@ -30,18 +31,11 @@ class PretrainedGenerator:
         """Where the generator's weights are."""
         return self.generator.latent_avg.device
 
-    def encode(self, images: torch.Tensor) -> torch.Tensor:
-        """Refused: a bare generator cannot invert in one pass."""
-        raise ValueError(
-            "a pretrained generator file has no encoder: evaluate it with an optimisation-based "
-            "method, e.g. inversion=optimization"
-        )
-
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """Images in [-1, 1] from w or W+ codes."""
         return self.generator.synthesize(codes)
 
-    def sample(self, count: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample(self, count: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
         """`count` random images G(M(z))."""
         z = torch.randn(count, self.generator.z_dim, generator=generator, device=self.device)
         return self.generator.sample(z)
