@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from invgan.evaluation.metrics.base import Entry, Metric, MetricContext, StreamPass
+from invgan.evaluation.metrics.base import Entry, MetricContext, StreamPass
 from invgan.evaluation.metrics.reconstruction_pass import (
-    RECONSTRUCTION_GROUP,
+    ReconstructionMetric,
     image_pairs,
-    test_reconstruction_count,
     test_split,
 )
 from invgan.evaluation.metrics.registry import register
@@ -19,13 +18,11 @@ from invgan.metrics.perceptual import PerceptualDistanceAccumulator
 
 
 @register
-class LearnedPerceptualDistance(Metric):
+class LearnedPerceptualDistance(ReconstructionMetric):
     """Mean LPIPS v0.1 between the test images and their reconstructions, per network."""
 
     name = "lpips"
     block = "lpips"
-    streams = ("test_reconstructions",)
-    group = RECONSTRUCTION_GROUP
 
     @classmethod
     def enabled(cls, metrics_cfg: Mapping[str, Any]) -> bool:
@@ -33,11 +30,6 @@ class LearnedPerceptualDistance(Metric):
         reconstruction = metrics_cfg.get("reconstruction")
         on = reconstruction is not None and bool(reconstruction.get("enabled", False))
         return on and super().enabled(metrics_cfg)
-
-    @classmethod
-    def plan(cls, context: MetricContext, options: Mapping[str, Any]) -> list[StreamPass]:
-        """The reconstruction pass (`max_images` follows `metrics.reconstruction`)."""
-        return [cls.stream_pass("test_reconstructions", test_reconstruction_count(options))]
 
     def __init__(
         self, context: MetricContext, options: Mapping[str, Any], walk: StreamPass

@@ -5,30 +5,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from invgan.evaluation.metrics.base import Entry, Metric, MetricContext, StreamPass
+from invgan.evaluation.metrics.base import Entry, MetricContext, StreamPass
 from invgan.evaluation.metrics.reconstruction_pass import (
-    RECONSTRUCTION_GROUP,
     ImageMean,
+    ReconstructionMetric,
     pixel_errors,
-    test_reconstruction_count,
     test_split,
 )
 from invgan.evaluation.metrics.registry import register
 from invgan.evaluation.streams import StreamBatch
 
 
-class PixelError(Metric):
+class PixelError(ReconstructionMetric):
     """Mean over the test images of a per-image error between x and its reconstruction."""
 
     block = "reconstruction"
-    streams = ("test_reconstructions",)
-    group = RECONSTRUCTION_GROUP
     measures: ClassVar[str]  # what is averaged, for the protocol
-
-    @classmethod
-    def plan(cls, context: MetricContext, options: Mapping[str, Any]) -> list[StreamPass]:
-        """One pass over the reconstructions of the first `max_images` test images."""
-        return [cls.stream_pass("test_reconstructions", test_reconstruction_count(options))]
 
     def __init__(
         self, context: MetricContext, options: Mapping[str, Any], walk: StreamPass

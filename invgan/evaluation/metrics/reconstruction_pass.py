@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from invgan.evaluation.metrics.base import Metric, MetricContext, StreamPass
 from invgan.evaluation.streams import StreamBatch
 from invgan.evaluation.world import EvaluationWorld
 from invgan.metrics.reconstruction import per_image_reconstruction_errors
@@ -41,6 +42,19 @@ def pixel_errors(batch: StreamBatch) -> dict[str, Tensor]:
         "pixel_errors",
         lambda: per_image_reconstruction_errors(images, reconstructions, ssim=False),
     )
+
+
+class ReconstructionMetric(Metric):
+    """A metric of the test-set reconstructions: it reads the shared pass over the first
+    `max_images` test images."""
+
+    streams = ("test_reconstructions",)
+    group = RECONSTRUCTION_GROUP
+
+    @classmethod
+    def plan(cls, context: MetricContext, options: Mapping[str, Any]) -> list[StreamPass]:
+        """The reconstruction pass (`max_images` of the metric's block)."""
+        return [cls.stream_pass("test_reconstructions", test_reconstruction_count(options))]
 
 
 class ImageMean:

@@ -7,28 +7,20 @@ from typing import Any
 
 import torch
 
-from invgan.evaluation.metrics.base import Entry, Metric, MetricContext, StreamPass
+from invgan.evaluation.metrics.base import Entry, MetricContext, StreamPass
 from invgan.evaluation.metrics.reconstruction_pass import (
-    RECONSTRUCTION_GROUP,
-    test_reconstruction_count,
+    ReconstructionMetric,
 )
 from invgan.evaluation.metrics.registry import register
 from invgan.evaluation.streams import StreamBatch
 
 
 @register
-class ReconstructionTime(Metric):
+class ReconstructionTime(ReconstructionMetric):
     """Wall-clock seconds per image of inversion plus regeneration over the test pass."""
 
     name = "reconstruction_seconds_per_image"
     block = "reconstruction"
-    streams = ("test_reconstructions",)
-    group = RECONSTRUCTION_GROUP
-
-    @classmethod
-    def plan(cls, context: MetricContext, options: Mapping[str, Any]) -> list[StreamPass]:
-        """The pass that MAE and the other reconstruction metrics read."""
-        return [cls.stream_pass("test_reconstructions", test_reconstruction_count(options))]
 
     def __init__(
         self, context: MetricContext, options: Mapping[str, Any], walk: StreamPass

@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from invgan.evaluation.metrics.base import Entry, Metric, MetricContext, StreamPass
+from invgan.evaluation.metrics.base import Entry, MetricContext, StreamPass
 from invgan.evaluation.metrics.reconstruction_pass import (
-    RECONSTRUCTION_GROUP,
     ImageMean,
+    ReconstructionMetric,
     image_pairs,
-    test_reconstruction_count,
     test_split,
 )
 from invgan.evaluation.metrics.registry import register
@@ -19,20 +18,18 @@ from invgan.metrics.reconstruction import SSIM_WINDOW, structural_similarity
 
 
 @register
-class StructuralSimilarity(Metric):
+class StructuralSimilarity(ReconstructionMetric):
     """Mean over the test images of SSIM (Wang et al. 2004) between x and its reconstruction."""
 
     name = "ssim"
     block = "reconstruction"
-    streams = ("test_reconstructions",)
-    group = RECONSTRUCTION_GROUP
 
     @classmethod
     def plan(cls, context: MetricContext, options: Mapping[str, Any]) -> list[StreamPass]:
         """The reconstruction pass, unless the images are smaller than SSIM's window."""
         if context.streams.resolution < SSIM_WINDOW:
             return []
-        return [cls.stream_pass("test_reconstructions", test_reconstruction_count(options))]
+        return super().plan(context, options)
 
     def __init__(
         self, context: MetricContext, options: Mapping[str, Any], walk: StreamPass
