@@ -22,7 +22,8 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from invgan.checkpoints.format import load_checkpoint
-from invgan.evaluation.loading import build_model, resolve_device, restore_run_config
+from invgan.checkpoints.run_config import restore_run_config
+from invgan.evaluation.loading import build_model, resolve_device
 from invgan.losses.adversarial import discriminator_loss
 from invgan.utils.images import batch_images, to_signed_range
 from invgan.utils.instantiate import instantiate_datamodule

@@ -15,7 +15,8 @@ from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
 
 from invgan.checkpoints.format import load_checkpoint
-from invgan.evaluation.loading import resolve_device, restore_run_config
+from invgan.checkpoints.run_config import restore_run_config
+from invgan.evaluation.loading import resolve_device
 from invgan.evaluation.metrics.inception import InceptionNetwork, RealReference
 from invgan.evaluation.pipeline import evaluation_batch_size
 from invgan.evaluation.streams import ImageStreams

@@ -2,8 +2,8 @@
 
 import math
 from abc import abstractmethod
-from collections.abc import Sequence
-from typing import TypeVar
+from collections.abc import Sequence, Sized
+from typing import Generic, TypeVar, cast
 
 import numpy as np
 import pytorch_lightning as pl
@@ -14,6 +14,7 @@ from datamodules.errors import permission_denied
 from datamodules.resumable_loader import EpochSeededRandomSampler, ResumableDataLoader
 
 T = TypeVar("T")
+DatasetT = TypeVar("DatasetT", bound=Dataset)
 
 
 def check_int(name: str, value: int, minimum: int = 1) -> None:
@@ -68,13 +69,21 @@ def split_by_fractions(
             f"and test ({sizes[1]}) splits plus a training split"
         )
     val, test, train = split_indices(len(items), sizes, seed)
-    return tuple([items[i] for i in part] for part in (train, val, test))
+    train_items, val_items, test_items = ([items[i] for i in part] for part in (train, val, test))
+    return train_items, val_items, test_items
 
 
-class ImageDataModule(pl.LightningDataModule):
+def _sized(dataset: Dataset) -> Sized:
+    """``dataset`` as the sized map-style dataset that every split here is (torch's ``Dataset``
+    type leaves ``__len__`` out, as iterable datasets need not have one)."""
+    return cast(Sized, dataset)
+
+
+class ImageDataModule(pl.LightningDataModule, Generic[DatasetT]):
     """Base class for datamodules whose items are float32 images in [0, 1], shape (C, R, R).
 
-    Subclasses implement :meth:`build_datasets`; this class caches the three splits, checks
+    Subclasses implement :meth:`build_datasets`, which returns map-style datasets of type
+    ``DatasetT`` (with ``__len__``); this class caches the three splits, checks
     that the training split holds at least one batch and builds the DataLoaders (training:
     shuffled, ``drop_last=True``; validation and test: in order, ``eval_batch_size``).
     """
@@ -111,12 +120,12 @@ class ImageDataModule(pl.LightningDataModule):
         self.num_workers = num_workers
         self.pin_memory = pin_memory
         self.seed = seed
-        self.train_dataset: Dataset | None = None
-        self.val_dataset: Dataset | None = None
-        self.test_dataset: Dataset | None = None
+        self.train_dataset: DatasetT | None = None
+        self.val_dataset: DatasetT | None = None
+        self.test_dataset: DatasetT | None = None
 
     @abstractmethod
-    def build_datasets(self) -> tuple[Dataset, Dataset, Dataset]:
+    def build_datasets(self) -> tuple[DatasetT, DatasetT, DatasetT]:
         """Return the (train, val, test) datasets; called once, by the first ``setup``."""
 
     def setup(self, stage: str | None = None) -> None:
@@ -127,9 +136,10 @@ class ImageDataModule(pl.LightningDataModule):
             train, val, test = self.build_datasets()
         except PermissionError as error:  # a data folder or file that this user may not read
             raise permission_denied(error) from error
-        if len(train) < self.batch_size:
+        train_size = len(_sized(train))
+        if train_size < self.batch_size:
             raise ValueError(
-                f"The {self.name} training split has {len(train)} images, fewer than one "
+                f"The {self.name} training split has {train_size} images, fewer than one "
                 f"training batch (batch_size={self.batch_size}); with drop_last=True no batch "
                 "could be formed. Use more data or a smaller data.batch_size."
             )
@@ -153,7 +163,7 @@ class ImageDataModule(pl.LightningDataModule):
         return ResumableDataLoader(
             dataset,
             batch_size=self.batch_size,
-            sampler=EpochSeededRandomSampler(dataset, self.seed),
+            sampler=EpochSeededRandomSampler(_sized(dataset), self.seed),
             drop_last=True,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,

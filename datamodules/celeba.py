@@ -116,7 +116,8 @@ def official_splits(partition: Path) -> tuple[list[Path], list[Path], list[Path]
             f"e.g. {', '.join(missing[:5])}",
             "Restore them from the CelebA download, or point data.root at a complete copy",
         )
-    return tuple([folder / name for name in names[split]] for split in SPLITS)
+    train, val, test = ([folder / name for name in names[split]] for split in SPLITS)
+    return train, val, test
 
 
 class CelebADataModule(ImageFolderDataModule):

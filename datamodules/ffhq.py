@@ -2,7 +2,7 @@
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from PIL import Image
@@ -11,7 +11,7 @@ from datamodules.archive import LABELS_FILE, ImageArchive, read_labels
 from datamodules.augment import Augmentation
 from datamodules.base import split_by_fractions
 from datamodules.image_files import read_image
-from datamodules.image_folder import ImageFolderDataModule, ImageFolderDataset
+from datamodules.image_folder import ImageFolderDataModule, ImageFolderDataset, Item
 
 
 class ArchiveImageDataset(ImageFolderDataset):
@@ -45,9 +45,10 @@ class ArchiveImageDataset(ImageFolderDataset):
         with self.archive.open(self.paths[index]) as handle:
             return read_image(handle, self.channels, self.describe(index), self.limits)
 
-    def load(self, index: int) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    def load(self, index: int) -> Item:
         """Item ``index``, with its own label (also when it stands in for a skipped file)."""
-        image = super().load(index)
+        # The parent's items are unlabelled: the image alone.
+        image = cast(torch.Tensor, super().load(index))
         return image if self.labels is None else (image, self.labels[index])
 
 
@@ -90,7 +91,7 @@ class FFHQDataModule(ImageFolderDataModule):
         splits = split_by_fractions(
             range(len(names)), self.val_fraction, self.test_fraction, self.seed, str(self.root)
         )
-        return tuple(
+        train, val, test = (
             ArchiveImageDataset(
                 archive,
                 [names[i] for i in indices],
@@ -101,3 +102,4 @@ class FFHQDataModule(ImageFolderDataModule):
             )
             for split, indices in enumerate(splits)
         )
+        return train, val, test

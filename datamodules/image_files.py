@@ -187,7 +187,7 @@ def read_image(
     beyond ``limits`` raises :class:`OversizedImageError` before its pixels are decoded, a file
     this user may not read :class:`DataPermissionError`; the errors' ``fix`` says what to do.
     """
-    name = source if name is None else name
+    shown = source if name is None else name
     try:
         with warnings.catch_warnings():
             # PIL warns above the default limit, which is checked below with a clearer message.
@@ -195,10 +195,10 @@ def read_image(
             opened = Image.open(source)
         with opened as image:
             # Image.open has only read the header, which declares the size.
-            limits.check(image.size, name)
+            limits.check(image.size, shown)
             image.load()
-            image = ImageOps.exif_transpose(image)
-            return convert_mode(image, "L" if channels == 1 else "RGB")
+            upright = ImageOps.exif_transpose(image)
+            return convert_mode(upright, "L" if channels == 1 else "RGB")
     except CorruptDataError:
         raise
     except PermissionError as error:
@@ -207,12 +207,12 @@ def read_image(
         # PIL's message ends with a full stop, which the callers' fix would double.
         message = str(error).rstrip(".")
         raise OversizedImageError(
-            f"Image file {name} is too large to decode: {message}"
+            f"Image file {shown} is too large to decode: {message}"
         ) from error
     except (OSError, SyntaxError, ValueError) as error:
         # PIL signals truncated or undecodable data with several exception types.
         raise CorruptDataError(
-            f"Image file {name} is unreadable (corrupt, truncated or not an image): {error}"
+            f"Image file {shown} is unreadable (corrupt, truncated or not an image): {error}"
         ) from error
 
 

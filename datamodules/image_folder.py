@@ -25,6 +25,9 @@ from datamodules.image_files import (
     resize_center_crop,
 )
 
+# An item: the image (C, R, R), or (image, label) where a subclass has labels (FFHQ's).
+Item = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
+
 
 class ImageFolderDataset(Dataset):
     """Images read lazily from a list of file paths; items are (C, R, R) float32 in [0, 1].
@@ -67,12 +70,12 @@ class ImageFolderDataset(Dataset):
         """How errors and the bad-files log name the file of item ``index``."""
         return self.paths[index]
 
-    def load(self, index: int) -> torch.Tensor:
+    def load(self, index: int) -> Item:
         """Item ``index``; a file that cannot be read raises :class:`CorruptDataError`."""
         tensor = image_to_tensor(self.transform(self.read(index)))
         return tensor if self.augment is None else self.augment(tensor)
 
-    def __getitem__(self, index: int) -> torch.Tensor:
+    def __getitem__(self, index: int) -> Item:
         # Out of range is an IndexError (iteration by index stops on it), never a wrap-around.
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} images")
@@ -90,7 +93,7 @@ class ImageFolderDataset(Dataset):
         )
 
 
-class ImageFolderDataModule(ImageDataModule):
+class ImageFolderDataModule(ImageDataModule[ImageFolderDataset]):
     """All images under ``root``, split into train/val/test by ``seed`` and fractions.
 
     Datamodules for particular datasets subclass it to share its options and checks, and
@@ -149,6 +152,7 @@ class ImageFolderDataModule(ImageDataModule):
         """Build the splits, then hand each the policies for unreadable and oversized files."""
         super().setup(stage)
         for dataset in (self.train_dataset, self.val_dataset, self.test_dataset):
+            assert dataset is not None  # super().setup built all three splits
             self.configure(dataset)
 
     def configure(self, dataset: ImageFolderDataset) -> None:
@@ -176,11 +180,11 @@ class ImageFolderDataModule(ImageDataModule):
             paths, self.val_fraction, self.test_fraction, self.seed, str(self.root)
         )
 
-    def make_dataset(self, paths: list[Path], train: bool) -> Dataset:
+    def make_dataset(self, paths: list[Path], train: bool) -> ImageFolderDataset:
         """The dataset of one split; only the training split is augmented."""
         return ImageFolderDataset(paths, self.resolution, self.channels, self.train_augment(train))
 
-    def build_datasets(self) -> tuple[Dataset, Dataset, Dataset]:
+    def build_datasets(self) -> tuple[ImageFolderDataset, ImageFolderDataset, ImageFolderDataset]:
         """Find the split paths; files are only opened when items are read."""
         self.check_root()
         train, val, test = self.split_paths()

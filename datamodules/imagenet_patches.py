@@ -130,6 +130,7 @@ class ImageNetPatchesDataModule(ImageFolderDataModule):
         """Build the three splits, and ``tiled_test_dataset`` from the test images."""
         super().setup(stage)
         if self.tiled_test_dataset is None:
+            assert self.test_dataset is not None  # super().setup built it
             tile = self.grid_size * self.patch_size
             self.tiled_test_dataset = PatchDataset(
                 self.test_dataset.paths, self.image_size, tile, self.channels

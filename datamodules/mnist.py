@@ -159,7 +159,7 @@ class MNISTDataset(Dataset):
         return image
 
 
-class MNISTDataModule(ImageDataModule):
+class MNISTDataModule(ImageDataModule[MNISTDataset]):
     """MNIST: 60k official training images split into train/val by ``seed``; the 10k as test.
 
     With ``download``, missing files are fetched (md5-checked) into ``root`` from the first of

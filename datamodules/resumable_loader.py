@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator, Sized
-from typing import Any
+from typing import Any, Protocol, cast
 
 import numpy as np
 import torch
@@ -33,6 +33,13 @@ class EpochSeededRandomSampler(RandomSampler):
         yield from torch.randperm(len(self.data_source), generator=generator).tolist()
 
 
+class _SeededSampler(Protocol):
+    """A sampler whose order comes from a seed and the epoch (ours, or DistributedSampler)."""
+
+    seed: int
+    epoch: int
+
+
 class ResumableDataLoader(DataLoader):
     """DataLoader with Lightning's `state_dict` / `load_state_dict` loader interface.
 
@@ -49,12 +56,15 @@ class ResumableDataLoader(DataLoader):
     DistributedSampler under DDP (which has a seed and an epoch too).
     """
 
-    def __iter__(self) -> Iterator[Any]:
+    # DataLoader declares its concrete iterator class as the return type; this one is a
+    # generator over it, which is all that Lightning (or any for loop) asks of a loader.
+    def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
         skip = getattr(self, "_batches_to_skip", 0)
         self._batches_to_skip = 0
         self._batches_served = skip
         if self.generator is not None and hasattr(self.sampler, "epoch"):
-            self.generator.manual_seed(self.sampler.seed + self.sampler.epoch)
+            sampler = cast(_SeededSampler, self.sampler)
+            self.generator.manual_seed(sampler.seed + sampler.epoch)
         batches = super().__iter__()
         if skip:
             states = torch.get_rng_state(), np.random.get_state(), random.getstate()

@@ -55,7 +55,7 @@ class SyntheticDataset(Dataset):
         return self.images[index].clone()
 
 
-class SyntheticDataModule(ImageDataModule):
+class SyntheticDataModule(ImageDataModule[SyntheticDataset]):
     """Generated blob images: cheap, deterministic given ``seed`` and easy to learn."""
 
     name = "synthetic"
@@ -95,7 +95,7 @@ class SyntheticDataModule(ImageDataModule):
     def build_datasets(self) -> tuple[SyntheticDataset, SyntheticDataset, SyntheticDataset]:
         """Generate each split from its own seed, so split sizes do not affect one another."""
         sizes = (self.num_train, self.num_val, self.num_test)
-        return tuple(
+        train, val, test = (
             SyntheticDataset(
                 make_blob_images(
                     size, self.resolution, self.channels, [self.seed, index], self.max_blobs
@@ -103,3 +103,4 @@ class SyntheticDataModule(ImageDataModule):
             )
             for index, size in enumerate(sizes)
         )
+        return train, val, test

@@ -65,13 +65,15 @@ class SweepSummary(Callback):
             value = job_return.return_value  # re-raises a failed job's exception
         except Exception as failure:  # noqa: BLE001 - any job error is recorded, not raised
             error = repr(failure)
-        runtime = job_return.hydra_cfg.hydra.runtime if job_return.hydra_cfg else None
+        hydra_cfg = job_return.hydra_cfg
+        runtime = hydra_cfg.hydra.runtime if hydra_cfg else None
+        # A single run (no multirun) has no job number.
+        job = int(OmegaConf.select(hydra_cfg, "hydra.job.num", default=0)) if hydra_cfg else 0
         folder = Path(runtime.output_dir) if runtime else Path(job_return.working_dir or ".")
         atomic_write_json(
             folder / JOB_RESULT_FILE,
             {
-                # A single run (no multirun) has no job number.
-                "job": int(OmegaConf.select(job_return.hydra_cfg, "hydra.job.num", default=0)),
+                "job": job,
                 "overrides": list(job_return.overrides or []),
                 "status": job_return.status.name,
                 "metric": config.get("optimized_metric"),

@@ -199,7 +199,8 @@ def face_generator_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def face_run(face_generator_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
     """The face InvGAN as evaluate.py builds it, and its training run's config."""
     from invgan.checkpoints.format import load_checkpoint
-    from invgan.evaluation.loading import build_model, restore_run_config
+    from invgan.checkpoints.run_config import restore_run_config
+    from invgan.evaluation.loading import build_model
 
     cfg = compose_config(
         "evaluate",

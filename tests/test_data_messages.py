@@ -23,9 +23,9 @@ from torch import nn
 
 from datamodules.bad_files import skipped_files
 from datamodules.errors import CorruptDataError, DataNotFoundError, DataPermissionError
+from invgan.checkpoints.run_data import setup_run_data
 from invgan.checkpoints.safe_load import CheckpointError
 from invgan.evaluation.pipeline import METRICS_FILE, evaluate
-from invgan.evaluation.run_data import setup_run_data
 from invgan.image_inputs import load_images
 from invgan.losses.identity import IdentityLoss
 from invgan.training.pipeline import train

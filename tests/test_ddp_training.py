@@ -9,7 +9,8 @@ import torch
 from omegaconf import OmegaConf
 
 from invgan.checkpoints.format import load_checkpoint
-from invgan.evaluation.loading import build_model, restore_run_config
+from invgan.checkpoints.run_config import restore_run_config
+from invgan.evaluation.loading import build_model
 from tests.conftest import CPU_RUN, SHARED_DATA, TINY_MODELS, run_entry_point
 
 

@@ -15,12 +15,13 @@ import torch
 
 from invgan.checkpoints.format import load_checkpoint
 from invgan.checkpoints.generator_import import load_frozen_generator
+from invgan.checkpoints.run_config import restore_run_config
 from invgan.cli.export import export
 from invgan.deployment.inference_graphs import inference_graphs
 from invgan.deployment.onnx_format import export_onnx
 from invgan.deployment.rosinality_format import write_rosinality
 from invgan.deployment.torchscript_format import export_torchscript
-from invgan.evaluation.loading import build_model, restore_run_config
+from invgan.evaluation.loading import build_model
 from invgan.modules.psp import PSPModule
 from invgan.nn.encoders.psp import psp_encoder
 from invgan.nn.frozen_generator import FrozenGenerator

@@ -417,7 +417,8 @@ def digit_labels(checkpoint: Path, positive: list[int]):
 def _encoder(checkpoint: Path):
     """The checkpoint's own inversion (D's latent head), built as the apply command does."""
     from invgan.checkpoints.format import load_checkpoint
-    from invgan.evaluation.loading import build_model, restore_run_config
+    from invgan.checkpoints.run_config import restore_run_config
+    from invgan.evaluation.loading import build_model
     from invgan.inversion.encoder import EncoderInversion
 
     cfg = compose_config("apply", [f"ckpt_path={checkpoint}", "inputs=x"], Path("unused"))

@@ -20,8 +20,9 @@ from invgan.applications.interpolation import interpolate, lerp, slerp
 from invgan.applications.merging import compose_halves
 from invgan.applications.style_mixing import mix_first_styles, style_mixing
 from invgan.checkpoints.format import load_checkpoint
+from invgan.checkpoints.run_config import restore_run_config
 from invgan.cli.apply import apply
-from invgan.evaluation.loading import build_model, restore_run_config
+from invgan.evaluation.loading import build_model
 from invgan.image_inputs import load_images
 from invgan.inversion.optimization import known_pixels
 from invgan.training.pipeline import train

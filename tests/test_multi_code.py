@@ -234,7 +234,8 @@ STEPS = 40
 def face_model(face_generator_checkpoint, tmp_path_factory):
     """The 16-px face InvGAN as evaluate.py builds it, and six real test faces."""
     from invgan.checkpoints.format import load_checkpoint
-    from invgan.evaluation.loading import build_model, restore_run_config
+    from invgan.checkpoints.run_config import restore_run_config
+    from invgan.evaluation.loading import build_model
     from invgan.utils.images import to_signed_range
     from invgan.utils.instantiate import instantiate_datamodule
 

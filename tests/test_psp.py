@@ -13,6 +13,7 @@ from omegaconf import OmegaConf
 
 from invgan.checkpoints.format import load_checkpoint
 from invgan.checkpoints.keys import CONFIG_KEY
+from invgan.checkpoints.psp_checkpoint import build_psp_encoder
 from invgan.evaluation.loading import build_model
 from invgan.losses.identity import ArcFace, IdentityLoss
 from invgan.modules.psp import PSPModule
@@ -198,14 +199,14 @@ def test_identity_loss_names_a_missing_weights_file(tmp_path):
 
 
 def test_arcface_weights_start_the_encoder_trunk(arcface_file):
-    encoder = psp_encoder(16, 3, 16, 6, backbone_weights=arcface_file)
+    encoder = build_psp_encoder(16, 3, 16, 6, backbone_weights=arcface_file)
     saved = torch.load(arcface_file, weights_only=True)
     trunk = {
         k: v for k, v in encoder.state_dict().items() if k.startswith(("input_layer", "body"))
     }
     assert len(trunk) > 100 and all(torch.equal(v, saved[k]) for k, v in trunk.items())
     with pytest.raises(RuntimeError, match="does not fit this trunk"):
-        psp_encoder(16, 3, 16, 6, backbone_weights=arcface_file, **TINY_TRUNK)
+        build_psp_encoder(16, 3, 16, 6, backbone_weights=arcface_file, **TINY_TRUNK)
 
 
 def test_identity_loss_trains_the_encoder(face_generator_checkpoint, train_config, arcface_file):

@@ -14,8 +14,8 @@ import torch
 import wandb
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from invgan.training.csv_logger import AppendingMetricsWriter
 from invgan.training.pipeline import train
-from invgan.utils.csv_logger import AppendingMetricsWriter
 from tests.conftest import CPU_RUN, TINY_MODELS, run_entry_point
 from tests.test_wandb_logging import no_wandb_login  # noqa: F401 (a fixture)
 

@@ -18,6 +18,7 @@ import safetensors.torch
 import torch
 from omegaconf import open_dict
 
+from invgan.checkpoints.arcface import read_arcface_weights
 from invgan.checkpoints.format import CheckpointError, load_checkpoint, save_safetensors
 from invgan.checkpoints.generator_import import load_frozen_generator
 from invgan.checkpoints.keys import CONFIG_KEY
@@ -27,7 +28,6 @@ from invgan.evaluation.pipeline import METRICS_FILE, evaluate
 from invgan.losses.perceptual import PerceptualDistance
 from invgan.metrics.fid import RealStatistics, real_features_cached, statistics_cache_path
 from invgan.metrics.inception import build_fid_metric
-from invgan.nn.encoders.ir_se import read_arcface_weights
 from invgan.training.pipeline import train
 from invgan.utils.config_checks import ConfigValueError
 from tests.conftest import CPU_RUN, REPO_ROOT, TINY_MODELS, compose_config

@@ -14,8 +14,9 @@ from torchvision.transforms.functional import gaussian_blur
 from invgan.applications.deblur import blur, latent_deblur
 from invgan.applications.frame_interpolation import gaussian_window_weights, interpolate_frames
 from invgan.checkpoints.format import load_checkpoint
+from invgan.checkpoints.run_config import restore_run_config
 from invgan.cli.apply import apply
-from invgan.evaluation.loading import build_model, restore_run_config
+from invgan.evaluation.loading import build_model
 from invgan.evaluation.pipeline import evaluate
 from invgan.inversion.tiled import invert_tiled, reconstruct_tiled
 from invgan.training.pipeline import train

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, cast
 
 import pytorch_lightning as pl
 import torch
@@ -15,6 +15,38 @@ from invgan.utils.images import image_grid, to_signed_range
 def interleave(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
     """Stack two equal-shape image batches as first[0], second[0], first[1], second[1], ..."""
     return torch.stack([first, second], dim=1).flatten(0, 1)
+
+
+class GridModel(Protocol):
+    """What the grids need of the module being trained (the GAN and encoder recipes')."""
+
+    @property
+    def device(self) -> torch.device:
+        """Where the networks are."""
+        ...
+
+    @property
+    def iteration(self) -> torch.Tensor:
+        """Training iterations done (a buffer, saved in checkpoints)."""
+        ...
+
+    @property
+    def host_iteration(self) -> int:
+        """The host's copy of `iteration`, readable without a device sync."""
+        ...
+
+    @property
+    def z_dim(self) -> int:
+        """Size of a prior sample z."""
+        ...
+
+    def generate(self, z: torch.Tensor) -> torch.Tensor:
+        """Images in [-1, 1] from prior samples z (N, z_dim)."""
+        ...
+
+    def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
+        """G(E(x)) of images in [-1, 1]."""
+        ...
 
 
 class ImageGridCallback(pl.Callback):
@@ -44,7 +76,7 @@ class ImageGridCallback(pl.Callback):
 
     def _validation_images(self, trainer: pl.Trainer) -> torch.Tensor | None:
         if self._real is None:
-            datamodule = trainer.datamodule
+            datamodule = trainer.datamodule  # type: ignore[attr-defined]  # set by Lightning
             if datamodule is None or getattr(datamodule, "val_dataset", None) is None:
                 return None
             count = min(self.num_images // 2, len(datamodule.val_dataset))
@@ -63,7 +95,7 @@ class ImageGridCallback(pl.Callback):
     ) -> None:
         """Write grids on the configured iteration interval (rank zero only)."""
         # The host's copy of the counter: reading the device's would stall every iteration.
-        if pl_module.host_iteration % self.every_n_iterations == 0:
+        if cast(GridModel, pl_module).host_iteration % self.every_n_iterations == 0:
             self.write_grids(trainer, pl_module)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -75,14 +107,16 @@ class ImageGridCallback(pl.Callback):
         """Render both grids now; returns the written paths (empty on non-zero ranks)."""
         if not trainer.is_global_zero:
             return []
-        step = int(pl_module.iteration)
+        # The recipes' modules offer GridModel; Lightning types the argument as any module.
+        model = cast(GridModel, pl_module)
+        step = int(model.iteration)
         rng = torch.Generator(device="cpu").manual_seed(self.seed)
-        z = torch.randn(self.num_images, pl_module.z_dim, generator=rng)
-        grids = {"samples": pl_module.generate(z.to(pl_module.device))}
+        z = torch.randn(self.num_images, model.z_dim, generator=rng)
+        grids = {"samples": model.generate(z.to(model.device))}
         real = self._validation_images(trainer)
         if real is not None:
-            real = real.to(pl_module.device)
-            grids["reconstructions"] = interleave(real, pl_module.reconstruct(real))
+            real = real.to(model.device)
+            grids["reconstructions"] = interleave(real, model.reconstruct(real))
         out_dir = self._output_dir(trainer)
         out_dir.mkdir(parents=True, exist_ok=True)
         paths = []
@@ -99,5 +133,5 @@ class ImageGridCallback(pl.Callback):
         for logger in trainer.loggers:
             if hasattr(logger, "log_image"):  # W&B
                 logger.log_image(key=key, images=[grid], step=trainer.global_step)
-            elif hasattr(getattr(logger, "experiment", None), "add_image"):  # TensorBoard
-                logger.experiment.add_image(key, grid, step)
+            elif hasattr(logger, "experiment") and hasattr(logger.experiment, "add_image"):
+                logger.experiment.add_image(key, grid, step)  # TensorBoard

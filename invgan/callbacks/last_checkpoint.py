@@ -160,7 +160,10 @@ def _stops_after_this_batch(trainer: pl.Trainer) -> bool:
     does, so that every rank takes the collective save together)."""
     if trainer.should_stop or 0 <= trainer.max_steps <= trainer.global_step:
         return True
-    timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
-    if timer is None or timer.time_remaining() is None:
+    # Lightning's callback connector sets `callbacks`; Trainer does not declare it.
+    callbacks = trainer.callbacks  # type: ignore[attr-defined]
+    timer = next((c for c in callbacks if isinstance(c, Timer)), None)
+    remaining = None if timer is None else timer.time_remaining()
+    if remaining is None:
         return False
-    return bool(trainer.strategy.broadcast(timer.time_remaining() <= 0))
+    return bool(trainer.strategy.broadcast(remaining <= 0))

@@ -15,4 +15,5 @@ def leave_trainer(callback: pl.Callback, trainer: pl.Trainer) -> None:
     setup makes it free. The list is replaced, not changed in place: Lightning is iterating over
     it.
     """
-    trainer.callbacks = [other for other in trainer.callbacks if other is not callback]
+    # Lightning's callback connector sets `callbacks`; Trainer does not declare it.
+    trainer.callbacks = [c for c in trainer.callbacks if c is not callback]  # type: ignore[attr-defined]

@@ -7,7 +7,7 @@ continues would have: N/2 steps + resume + N/2 steps would not equal N steps.
 from __future__ import annotations
 
 import random
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pytorch_lightning as pl
@@ -60,15 +60,18 @@ class RandomStateCallback(pl.Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Put the saved states back (before the resumed training draws anything): this
         rank's own when the checkpoint has one per rank of this run's processes."""
-        ranks = state_dict.get("ranks")
+        ranks: list[dict[str, Any]] = state_dict.get("ranks") or []
         world = dist.get_world_size() if dist.is_initialized() else 1
-        self._restored_per_rank = ranks is not None and len(ranks) == world
+        self._restored_per_rank = len(ranks) == world
         _restore_states(ranks[dist.get_rank()] if self._restored_per_rank else state_dict)
 
 
 def _current_states() -> dict[str, Any]:
     """The torch, CUDA, NumPy and Python generator states of this process."""
-    _, keys, position, has_gauss, cached_gauss = np.random.get_state()
+    # The legacy form (the default) is this tuple for the global MT19937 generator; NumPy's
+    # stubs type the no-argument call as the dict form.
+    legacy = cast(tuple[str, np.ndarray, int, int, float], np.random.get_state(legacy=True))
+    _, keys, position, has_gauss, cached_gauss = legacy
     version, python_state, gauss_next = random.getstate()
     return {
         "torch": torch.get_rng_state(),

@@ -172,7 +172,7 @@ def build_frozen_generator(
     generator = hydra.utils.instantiate(architecture["generator"])
     mapping = architecture.get("mapping")
     mapping = None if mapping is None else hydra.utils.instantiate(mapping)
-    return FrozenGenerator(generator, mapping, architecture=architecture)
+    return FrozenGenerator(generator, mapping, architecture=dict(architecture))
 
 
 def load_frozen_generator(
@@ -196,6 +196,7 @@ def load_frozen_generator(
     # A registry reference is downloaded (or found in the cache) and hashed once, here.
     path = None if path is None else local_weights_path(path)
     content = read_weights_file(path)
+    assert path is not None  # read_weights_file refuses a missing path
     return frozen_generator_from_content(
         path, content, resolution, channels, w_dim, networks, lr_mlp, latent_avg_samples
     )

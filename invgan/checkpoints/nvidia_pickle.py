@@ -61,7 +61,7 @@ NETWORK_KEY = "G_ema"
 try:  # numpy 2 moved its pickle helpers to numpy._core; files name whichever wrote them.
     from numpy._core import multiarray as _multiarray
 except ImportError:  # pragma: no cover - numpy 1.x
-    from numpy.core import multiarray as _multiarray
+    from numpy.core import multiarray as _multiarray  # type: ignore[no-redef]
 
 
 @dataclass

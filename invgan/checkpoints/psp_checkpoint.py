@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
+from invgan.checkpoints.arcface import read_arcface_weights
 from invgan.checkpoints.format import load_state_dict_checked
 from invgan.checkpoints.keys import CONFIG_KEY
 from invgan.checkpoints.registry import local_weights_path
@@ -43,12 +43,13 @@ from invgan.nn.encoders.psp import (
     PAPER_COARSE_END,
     PAPER_MEDIUM_END,
     GradualStyleEncoder,
+    PSPTrunk,
     WEncoder,
     psp_encoder,
 )
 
 # opts.encoder_type -> our encoder class.
-ENCODER_CLASSES: dict[str, type[nn.Module]] = {
+ENCODER_CLASSES: dict[str, type[PSPTrunk]] = {
     "GradualStyleEncoder": GradualStyleEncoder,
     "Encoder4Editing": E4EEncoder,
     "BackboneEncoderUsingLastLayerIntoW": WEncoder,
@@ -221,7 +222,7 @@ class PSPCheckpoint:
         w_dim: int | None = None,
         n_latent: int | None = None,
         learn_in_w: bool | None = None,
-    ) -> nn.Module:
+    ) -> PSPTrunk:
         """Our encoder with the checkpoint's weights; given values are checked against it."""
         arch = self.architecture
         generator_fix = (
@@ -311,14 +312,20 @@ def build_psp_encoder(
     path: str | os.PathLike | None = None,
     coarse_end: int | None = None,
     medium_end: int | None = None,
-    **trunk: object,
-) -> nn.Module:
-    """`model.encoder`: a new pSp encoder (`psp_encoder`), or with `path` the encoder of a pSp /
-    e4e checkpoint, whose architecture comes from the file (the trunk and split options are
-    then unused) and must fit the generator, data and `learn_in_w`."""
+    backbone_weights: str | os.PathLike | None = None,
+    **trunk: Any,
+) -> PSPTrunk:
+    """`model.encoder`: a new pSp encoder (`psp_encoder`; its trunk started from the ArcFace
+    file `backbone_weights` when given, as pSp does), or with `path` the encoder of a pSp / e4e
+    checkpoint, whose architecture comes from the file (the trunk, split and backbone options
+    are then unused) and must fit the generator, data and `learn_in_w`."""
     if path is None:
-        return psp_encoder(
+        encoder = psp_encoder(
             resolution, channels, w_dim, n_latent, learn_in_w, coarse_end, medium_end, **trunk
         )
+        if backbone_weights is not None:
+            trunk_weights = read_arcface_weights(backbone_weights)
+            encoder.load_trunk_weights(trunk_weights, str(backbone_weights))
+        return encoder
     checkpoint = read_psp_checkpoint(path)
     return checkpoint.build_encoder(resolution, channels, w_dim, n_latent, learn_in_w)

@@ -99,8 +99,8 @@ def _parse(reference: str, entries: Mapping[str, RegistryEntry]) -> tuple[Regist
             f"(see {REGISTRY_FILE})"
         )
     entry = entries[name]
-    given = given.lower().removeprefix("sha256:") or None
-    if given is not None and not SHA256_PATTERN.fullmatch(given):
+    given = given.lower().removeprefix("sha256:")
+    if given and not SHA256_PATTERN.fullmatch(given):
         raise ValueError(f"{reference}: the hash after '@' must be 64 hex digits (a SHA-256)")
     if entry.sha256 and given and given != entry.sha256:
         raise CheckpointError(
@@ -108,7 +108,7 @@ def _parse(reference: str, entries: Mapping[str, RegistryEntry]) -> tuple[Regist
             f"({entry.sha256_source}); drop '@{given}' to use the registry's"
         )
     expected = entry.sha256 or given
-    if expected is None:
+    if not expected:
         raise CheckpointError(
             f"registry entry {name!r} ({entry.url}) lists no SHA-256, since no public source "
             "states one, and a file is never used unchecked: pass "
@@ -133,9 +133,9 @@ def _verified(path: Path, expected: str, origin: str) -> Path:
 def _download(entry: RegistryEntry, target: Path, expected: str, download: Callable) -> Path:
     """Download `entry` next to `target`, hash it, and move it into place only if it matches."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, partial = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    handle, partial_name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     os.close(handle)
-    partial = Path(partial)
+    partial = Path(partial_name)
     try:
         try:
             download(entry.url, str(partial), progress=True)

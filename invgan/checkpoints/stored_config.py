@@ -125,7 +125,8 @@ def checked_config(config: Any, source: str, key: str) -> Any:
         if OmegaConf.is_config(config):
             resolved = OmegaConf.to_container(config, resolve=True)
         elif isinstance(config, Mapping | list | tuple):
-            wrapped = OmegaConf.create(config if isinstance(config, Mapping) else list(config))
+            plain = dict(config) if isinstance(config, Mapping) else list(config)
+            wrapped = OmegaConf.create(plain)
             resolved = OmegaConf.to_container(wrapped, resolve=True)
         else:
             resolved = config

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any, cast
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
@@ -47,7 +48,7 @@ def apply(cfg: DictConfig) -> list[Path]:
     """Load the checkpoint and the input images, run the configured application."""
     device = resolve_device(cfg.device)
     model, resolution, channels = load_inference_model(cfg, device)
-    application = OmegaConf.to_container(cfg.application, resolve=True)
+    application = cast(dict[str, Any], OmegaConf.to_container(cfg.application, resolve=True))
     size = input_size(application.pop("input_layout", "tiles"), cfg.get("size"), resolution)
     images = load_images(cfg.inputs, channels, size).to(device)
     method = hydra.utils.instantiate(cfg.inversion, model=model)

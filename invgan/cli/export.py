@@ -22,10 +22,11 @@ import torch
 from omegaconf import DictConfig
 
 from invgan.checkpoints.format import load_checkpoint, save_safetensors
+from invgan.checkpoints.run_config import restore_run_config
 from invgan.cli.config_dir import CONFIG_DIR
 from invgan.deployment.export_folder import GRAPH_FORMATS, write_graph_folder
 from invgan.deployment.rosinality_format import write_rosinality
-from invgan.evaluation.loading import load_inference_model, restore_run_config
+from invgan.evaluation.loading import load_inference_model
 from invgan.utils.config_checks import ConfigValueError
 
 log = logging.getLogger(__name__)

@@ -12,9 +12,9 @@ import torch
 from omegaconf import OmegaConf
 
 from invgan.checkpoints.format import load_checkpoint
+from invgan.checkpoints.run_config import restore_run_config
+from invgan.checkpoints.run_data import setup_run_data
 from invgan.directions.labels import LabelledImages, balanced_subset, binary_labels
-from invgan.evaluation.loading import restore_run_config
-from invgan.evaluation.run_data import setup_run_data
 from invgan.utils.images import to_signed_range
 
 SPLITS = ("train", "val", "test")

@@ -6,18 +6,15 @@ from typing import Any
 
 import hydra
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from invgan.checkpoints.format import CheckpointError, load_checkpoint, load_state_dict_checked
+from invgan.checkpoints.format import load_checkpoint, load_state_dict_checked
 from invgan.checkpoints.generator_import import load_frozen_generator
-from invgan.checkpoints.keys import CONFIG_KEY, GENERATOR_ARCHITECTURE_KEY
+from invgan.checkpoints.run_config import frozen_generator_architecture, restore_run_config
 from invgan.checkpoints.stored_config import checked_config
 from invgan.evaluation.pretrained_encoder import load_pretrained_encoder_model
 from invgan.nn.pretrained_generator import PretrainedGenerator
 from invgan.utils.config_checks import ConfigValueError
-
-# The parts of a stored run config that evaluation and applications build objects from.
-REBUILT_SECTIONS = ("model", "data")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -25,39 +22,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
-
-
-def restore_run_config(
-    checkpoint: dict[str, Any], cfg: DictConfig, source: str = "checkpoint"
-) -> DictConfig:
-    """The training run's config with this run's `paths` (so data paths re-resolve here), its
-    `model` and `data` resolved and checked: a file never chooses what gets built."""
-    run_cfg = OmegaConf.create(checkpoint[CONFIG_KEY])
-    if not isinstance(run_cfg, DictConfig):
-        raise CheckpointError(f"the '{CONFIG_KEY}' stored in {source} is not a mapping")
-    run_cfg.paths = cfg.paths
-    if cfg.get("seed") is not None:
-        run_cfg.seed = cfg.seed
-    for section in REBUILT_SECTIONS:
-        if not isinstance(run_cfg.get(section), DictConfig):
-            raise CheckpointError(
-                f"the config stored in {source} has no '{section}' mapping: it was not written "
-                "by invgan's train.py"
-            )
-    if cfg.get("data_root"):
-        run_cfg.data.root = cfg.data_root
-    for section in REBUILT_SECTIONS:
-        run_cfg[section] = checked_config(run_cfg[section], source, section)
-    frozen_generator_architecture(checkpoint, source)
-    return run_cfg
-
-
-def frozen_generator_architecture(checkpoint: dict[str, Any], source: str) -> Any:
-    """An encoder run's stored frozen-generator config, checked (None for other runs)."""
-    architecture = checkpoint.get(GENERATOR_ARCHITECTURE_KEY)
-    if architecture is None:
-        return None
-    return checked_config(architecture, source, GENERATOR_ARCHITECTURE_KEY)
 
 
 def build_model(

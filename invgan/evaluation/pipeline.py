@@ -5,8 +5,9 @@ processes (`trainer=ddp_sim`: 2 CPU processes; `trainer=ddp`: GPUs, nodes)."""
 from __future__ import annotations
 
 import logging
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import hydra
 import torch
@@ -16,12 +17,12 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
 from invgan.checkpoints.atomic import atomic_write_json, atomic_write_text
+from invgan.checkpoints.run_data import setup_run_data
 from invgan.evaluation.evaluator import Evaluator
 from invgan.evaluation.loading import load_model_and_data, resolve_device
 from invgan.evaluation.metrics import select_metrics
 from invgan.evaluation.reconstruction_grid import save_reconstruction_grid
 from invgan.evaluation.report import format_table, markdown_report
-from invgan.evaluation.run_data import setup_run_data
 from invgan.evaluation.world import EvaluationWorld
 from invgan.utils.cuda_backend import apply_cuda_settings
 from invgan.utils.instantiate import instantiate_datamodule
@@ -94,7 +95,7 @@ def evaluate_on_rank(fabric: Fabric | None, cfg: DictConfig) -> dict[str, Any]:
         datamodule = setup_run_data(data_cfg, str(cfg.ckpt_path), "evaluate.py")
     else:  # the data=<dataset> config given on this command line
         datamodule = instantiate_datamodule(data_cfg)
-        datamodule.setup()
+        datamodule.setup("test")
     # Every metric that inverts images goes through the configured inversion method (the
     # model's own encoder, optimisation, hybrid, ...), so methods compare on equal terms.
     inversion = hydra.utils.instantiate(cfg.inversion, model=model)
@@ -155,10 +156,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Compute the metrics of a run or generator, write them into the run directory."""
     method = inversion_method_name(cfg)
     # Resolved here: Hydra's interpolations (the output folder) do not resolve in spawned ranks.
-    cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    cfg = cast(DictConfig, OmegaConf.create(OmegaConf.to_container(cfg, resolve=True)))
     cfg.inversion_method = method
     cfg.label = cfg.get("name") or default_label(cfg, method)
     select_metrics(cfg.metrics)  # unknown metric names: refused before anything loads
     if world_size(cfg) == 1:
         return evaluate_on_rank(None, cfg)
-    return build_fabric(cfg.trainer).launch(evaluate_on_rank, cfg)
+    return build_fabric(cfg.trainer).launch(partial(evaluate_on_rank, cfg=cfg))

@@ -53,7 +53,8 @@ def _per_count_columns(
 ) -> tuple[list[str], list[list[str]]]:
     """Columns whose cells join the values at every sample count with '/', as in the paper."""
     present = {title: key for title, key in columns.items() if sample_counts(reports, key)}
-    header, cells = [], [[] for _ in reports]
+    header: list[str] = []
+    cells: list[list[str]] = [[] for _ in reports]
     for title, key in present.items():
         counts = sample_counts(reports, key)
         header.append(f"{title} ({'/'.join(map(str, counts))})")

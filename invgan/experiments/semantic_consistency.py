@@ -24,10 +24,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from datamodules.base import ImageDataModule
 from invgan.checkpoints.atomic import atomic_write_json, atomic_write_text
+from invgan.checkpoints.run_data import setup_run_data
 from invgan.cli.user_errors import run_command
 from invgan.evaluation.loading import load_model_and_data, resolve_device
 from invgan.evaluation.pipeline import inversion_method_name
-from invgan.evaluation.run_data import setup_run_data
 from invgan.experiments.average_precision import class_average_precision
 from invgan.experiments.class_labels import LabelSettings, class_labels
 from invgan.experiments.classifier import ClassifierSettings, class_scores, train_classifier

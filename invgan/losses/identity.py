@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from invgan.nn.encoders.ir_se import IRBackbone, read_arcface_weights
+from invgan.checkpoints.arcface import read_arcface_weights
+from invgan.nn.encoders.ir_se import IRBackbone
 
 # ArcFace's aligned-face input side; the body's four halvings leave 7x7 maps.
 ARCFACE_INPUT = 112

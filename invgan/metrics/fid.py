@@ -121,16 +121,19 @@ class FeatureMoments:
     def update(self, features: Tensor) -> None:
         """Add (N, D) feature rows."""
         features = features.detach().double().cpu()
+        dim = features.shape[1]
         if self.sums is None:
-            self.dim, self.sums = features.shape[1], _zero_moments(features.shape[1])
+            self.dim, self.sums = dim, _zero_moments(dim)
+        elif dim != self.dim:
+            raise ValueError(f"FID features have {dim} dimensions, the statistics {self.dim}")
         self.sums[0] += features.shape[0]
-        self.sums[1 : 1 + self.dim] += features.sum(dim=0)
-        self.sums[1 + self.dim :] += (features.T @ features).flatten()
+        self.sums[1 : 1 + dim] += features.sum(dim=0)
+        self.sums[1 + dim :] += (features.T @ features).flatten()
 
     def statistics(self) -> RealStatistics:
         """Mean and unbiased covariance of every row added."""
         count = self.count
-        if count < 2:
+        if count < 2 or self.sums is None or self.dim is None:
             raise ValueError(f"FID statistics need at least 2 images, got {count}")
         mean = self.sums[1 : 1 + self.dim] / count
         outer = self.sums[1 + self.dim :].reshape(self.dim, self.dim)

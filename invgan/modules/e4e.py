@@ -27,20 +27,23 @@ pools of past codes (`--use_w_pool`), which this recipe leaves out.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import nn
 
 from invgan.losses.adversarial import discriminator_loss, generator_loss, r1_penalty
 from invgan.modules.e4e_loss_config import E4ELossConfig
+from invgan.modules.optimizer_factory import OptimizerFactory
 from invgan.modules.psp import PSPModule
 from invgan.nn.encoders.e4e import E4EEncoder
 from invgan.nn.frozen_generator import FrozenGenerator
 from invgan.utils.config_checks import ConfigValueError
 
-OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
+if TYPE_CHECKING:
+    from pytorch_lightning.core.optimizer import LightningOptimizer
+
 # The defaults of e4e's own options: E4ELossConfig's.
 DEFAULTS = E4ELossConfig()
 
@@ -70,6 +73,8 @@ class E4EModule(PSPModule):
     it (e4e: Adam at 2e-5). `psp_options` are `PSPModule`'s (loss weights and networks,
     `learn_in_w`, `start_from_latent_avg`, `encoder_resolution`, `nonfinite`).
     """
+
+    loss_config: E4ELossConfig  # replaces the pSp-only config in `__init__`
 
     def __init__(
         self,
@@ -149,7 +154,8 @@ class E4EModule(PSPModule):
             "delta": self.loss_config.delta_weight,
             "w_adv": self.loss_config.w_discriminator_weight,
         }
-        return sum(weights[name] * value for name, value in losses.items())
+        # A tensor: `losses` holds pSp's terms, of which PSPLossConfig keeps at least one.
+        return cast(torch.Tensor, sum(weights[name] * value for name, value in losses.items()))
 
     def discriminator_losses(
         self, fake_w: torch.Tensor, apply_r1: bool
@@ -168,7 +174,8 @@ class E4EModule(PSPModule):
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
         """One encoder and one discriminator backward pass, then both steps (module docstring)."""
-        opt_e, opt_d = self.optimizers()
+        # Two optimizers configured: Lightning returns them as a list.
+        opt_e, opt_d = cast("list[LightningOptimizer]", self.optimizers())
         real = self.real_images(batch)
         if self.starts_iteration(batch_idx):
             opt_e.zero_grad(set_to_none=True)

@@ -19,8 +19,8 @@ no LPIPS weights.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -29,9 +29,12 @@ from torch import nn
 from invgan.losses.adversarial import discriminator_loss, generator_loss, r1_penalty
 from invgan.modules.encoder_module import EncoderModule
 from invgan.modules.indomain_loss_config import InDomainLossConfig
+from invgan.modules.optimizer_factory import OptimizerFactory
 from invgan.nn.frozen_generator import FrozenGenerator
 
-OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
+if TYPE_CHECKING:
+    from pytorch_lightning.core.optimizer import LightningOptimizer
+
 # The defaults of the loss weights and R1 schedule: InDomainLossConfig's.
 DEFAULTS = InDomainLossConfig()
 
@@ -93,7 +96,8 @@ class InDomainEncoderModule(EncoderModule):
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
         """One encoder step, then one discriminator step (see the module docstring)."""
-        opt_e, opt_d = self.optimizers()
+        # Two optimizers configured: Lightning returns them as a list.
+        opt_e, opt_d = cast("list[LightningOptimizer]", self.optimizers())
         real = self.real_images(batch)
         if self.starts_iteration(batch_idx):
             opt_e.zero_grad(set_to_none=True)

@@ -35,12 +35,13 @@ latent reconstruction terms.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol, SupportsInt, cast
 
 import torch
 from torch import nn
 from torch.func import functional_call
+from torch.optim.lr_scheduler import LRScheduler
 
 from invgan.losses.adversarial import discriminator_loss, generator_loss, r1_penalty
 from invgan.losses.mmd import mmd_unbiased
@@ -52,12 +53,16 @@ from invgan.losses.reconstruction import (
 from invgan.modules.captured_iteration import CapturedIteration, CaptureError
 from invgan.modules.invgan_loss_config import InvGANLossConfig
 from invgan.modules.nonfinite import NonFiniteGuardModule
+from invgan.modules.optimizer_factory import OptimizerFactory
 from invgan.nn.discriminator_output import DiscriminatorOutput
 from invgan.nn.frozen_generator import FrozenGenerator
 from invgan.nn.style_mixing import style_mixing
 from invgan.nn.stylegan2.modulated_conv import held_layout_converters
 from invgan.utils.ema import eval_mode, frozen_copy, update_ema
 from invgan.utils.images import batch_images, to_signed_range
+
+if TYPE_CHECKING:
+    from pytorch_lightning.core.optimizer import LightningOptimizer
 
 NETWORK_SETS = ("live", "ema")
 RECONSTRUCTION_UPDATES = ("latent_head", "discriminator")
@@ -68,11 +73,29 @@ def _check_network_set(name: str, key: str) -> None:
         raise ValueError(f"model.{key}={name!r}; allowed: {NETWORK_SETS}")
 
 
+class LatentHead(Protocol):
+    """What the recipe calls on D beyond `nn.Module` (the DCGAN, BigGAN and StyleGAN2
+    discriminators offer it). torch types a module's other attributes as `Tensor | Module`,
+    so D is cast to this where they are called."""
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """Inferred codes (N, w_dim) of images in [-1, 1]."""
+        ...
+
+    def latents_from_features(self, features: list[torch.Tensor]) -> torch.Tensor:
+        """The latent head applied to trunk features from D's forward pass."""
+        ...
+
+
 class InvGANModule(NonFiniteGuardModule):
     """Joint training of mapping M, generator G and discriminator-with-latent-head D.
 
     `mapping=None` means the generator owns M and exposes it as `generator.mapping`.
     """
+
+    # Registered in `__init__` by name (with `mapping` unless the generator owns it).
+    generator: nn.Module
+    discriminator: nn.Module
 
     def __init__(
         self,
@@ -80,8 +103,8 @@ class InvGANModule(NonFiniteGuardModule):
         generator: nn.Module,
         discriminator: nn.Module,
         loss: InvGANLossConfig,
-        optimizer_g: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer],
-        optimizer_d: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer],
+        optimizer_g: OptimizerFactory,
+        optimizer_d: OptimizerFactory,
         scheduler_g: Callable[[torch.optim.Optimizer], Any] | None = None,
         scheduler_d: Callable[[torch.optim.Optimizer], Any] | None = None,
         ema_decay: float = 0.999,
@@ -109,7 +132,7 @@ class InvGANModule(NonFiniteGuardModule):
                     "model.mapping is null but the generator has no mapping network of its "
                     "own; configure model.mapping"
                 )
-            mapping = generator.mapping
+            mapping = cast(nn.Module, generator.mapping)  # checked just above
         if mapping.w_dim != generator.w_dim or mapping.w_dim != discriminator.w_dim:
             raise ValueError(
                 f"latent sizes differ: mapping w_dim={mapping.w_dim}, generator "
@@ -149,10 +172,11 @@ class InvGANModule(NonFiniteGuardModule):
         """(mapping, generator, discriminator) of the live or the EMA set."""
         _check_network_set(which, "networks")
         # Looked up by registered name: `self.mapping` is the property below.
-        nets = self.ema if which == "ema" else self._modules
+        # `_modules` allows None entries; these names are registered in `__init__`.
+        nets = self.ema if which == "ema" else cast(dict[str, nn.Module], self._modules)
         generator = nets["generator"]
         mapping = generator.mapping if self.generator_owns_mapping else nets["mapping"]
-        return mapping, generator, nets["discriminator"]
+        return cast(nn.Module, mapping), generator, nets["discriminator"]
 
     @property
     def mapping(self) -> nn.Module:
@@ -163,7 +187,7 @@ class InvGANModule(NonFiniteGuardModule):
         """Infer latent codes of images in [-1, 1] with D's latent head (model-based inversion)."""
         _, _, discriminator = self.networks(which or self.inversion_networks)
         with eval_mode(discriminator):
-            return discriminator.encode(images)
+            return cast(LatentHead, discriminator).encode(images)
 
     def decode(self, latents: torch.Tensor, which: str | None = None) -> torch.Tensor:
         """Generate images in [-1, 1] from latent codes w."""
@@ -181,14 +205,14 @@ class InvGANModule(NonFiniteGuardModule):
     ) -> torch.Tensor:
         """Prior latent codes w = M(z), z ~ N(0, I)."""
         mapping, _, _ = self.networks(which or self.sampling_networks)
-        z = torch.randn(count, mapping.z_dim, generator=generator, device=self.device)
+        z = torch.randn(count, cast(int, mapping.z_dim), generator=generator, device=self.device)
         with eval_mode(mapping):
             return mapping(z)
 
     @property
     def z_dim(self) -> int:
         """Size of the prior samples z."""
-        return int(self.mapping.z_dim)
+        return int(cast(SupportsInt, self.mapping.z_dim))
 
     def generate(self, z: torch.Tensor, which: str | None = None) -> torch.Tensor:
         """Images G(M(z)) in [-1, 1] for given prior samples z (N, z_dim)."""
@@ -243,9 +267,9 @@ class InvGANModule(NonFiniteGuardModule):
         """
         if self.style_mixing_prob == 0:
             return torch.cat([w_prior, w_real]), None
-        num_layers = self.generator.n_latent
+        num_layers = cast(int, self.generator.n_latent)
         w_other = self.mapping(
-            torch.randn(w_prior.shape[0], self.mapping.z_dim, device=w_prior.device)
+            torch.randn(w_prior.shape[0], cast(int, self.mapping.z_dim), device=w_prior.device)
         )
         prior_codes, mixed = style_mixing(w_prior, w_other, num_layers, self.style_mixing_prob)
         real_codes = w_real.unsqueeze(1).expand(-1, num_layers, -1)
@@ -267,7 +291,9 @@ class InvGANModule(NonFiniteGuardModule):
         gives exactly the global loss's gradient."""
         if self._trainer is None or self.trainer.world_size == 1:
             return codes  # one process (outside a Trainer: plain loops, benchmarks)
-        return self.all_gather(codes, sync_grads=True).flatten(0, 1)
+        # Lightning types the gather of any collection; a tensor's gather is a tensor.
+        gathered = cast(torch.Tensor, self.all_gather(codes, sync_grads=True))
+        return gathered.flatten(0, 1)
 
     def trained_networks(self) -> list[nn.Module]:
         """M (unless the generator owns it), G and D."""
@@ -276,7 +302,8 @@ class InvGANModule(NonFiniteGuardModule):
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
         """One generator phase and one discriminator phase (see the module docstring)."""
-        opt_g, opt_d = self.optimizers()
+        # Two optimizers configured: Lightning returns them as a list.
+        opt_g, opt_d = cast("list[LightningOptimizer]", self.optimizers())
         real = self._real_images(batch)
         if self.capture is not None:
             losses, reconstruction = self._captured_step(real, [opt_g, opt_d])
@@ -342,6 +369,7 @@ class InvGANModule(NonFiniteGuardModule):
             self._ema_decay_now = torch.zeros((), device=real.device)
         self._ema_decay_now.fill_(self._ema_decay())
         apply_r1 = self._applies_r1()
+        assert self.capture is not None  # `training_step` calls this only with a capture
         outputs = self.capture.run(
             apply_r1, lambda images: self._device_iteration(images, raw, apply_r1), real
         )
@@ -383,7 +411,7 @@ class InvGANModule(NonFiniteGuardModule):
         n = real.shape[0]
 
         # Generator phase.
-        z = torch.randn(n, self.mapping.z_dim, device=real.device)
+        z = torch.randn(n, cast(int, self.mapping.z_dim), device=real.device)
         w_prior = self.mapping(z)
         # Reconstruction gradients reach D through w_R: into the latent head only, or into the
         # whole discriminator (trunk included) with reconstruction_updates=discriminator.
@@ -391,7 +419,7 @@ class InvGANModule(NonFiniteGuardModule):
         with torch.set_grad_enabled(not head_only):
             encoded = self.discriminator(real)
         w_real = (
-            self.discriminator.latents_from_features(encoded.features)
+            cast(LatentHead, self.discriminator).latents_from_features(encoded.features)
             if head_only
             else encoded.latents
         )
@@ -489,7 +517,9 @@ class InvGANModule(NonFiniteGuardModule):
         if schedulers is None:
             return
         for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
-            scheduler.step()
+            # Stepped without a metric: the recipe's schedulers are `LRScheduler`s (a
+            # ReduceLROnPlateau would need the monitored value).
+            cast(LRScheduler, scheduler).step()
 
     # ---------------------------------------------------------------- evaluation
     def _log_reconstruction_error(self, batch: Any, stage: str) -> None:

@@ -97,6 +97,8 @@ class NonFiniteGuardModule(pl.LightningModule):
     when `ends_iteration`. The last, shorter window of an epoch steps too (as in Lightning).
     """
 
+    iteration: torch.Tensor  # a registered buffer (set in `__init__`)
+
     def __init__(self, nonfinite: str = "stop") -> None:
         super().__init__()
         if nonfinite not in NONFINITE_POLICIES:
@@ -370,6 +372,6 @@ class NonFiniteGuardModule(pl.LightningModule):
         return torch.tensor(0.0 if description else 1.0, device=self.device)
 
 
-def _forget_host_iteration(module: nn.Module, incompatible_keys: Any) -> None:
+def _forget_host_iteration(module: NonFiniteGuardModule, incompatible_keys: Any) -> None:
     """After a state dict is loaded, the host's copy of `iteration` is read again."""
     module._host_iteration = None

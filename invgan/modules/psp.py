@@ -14,14 +14,15 @@ image-to-image tasks and is off for inversion.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from invgan.modules.encoder_module import EncoderModule
+from invgan.modules.optimizer_factory import OptimizerFactory
 from invgan.modules.psp_loss_config import PSPLossConfig
 from invgan.nn.frozen_generator import FrozenGenerator
 from invgan.utils.config_checks import ConfigValueError, check_arguments
@@ -48,7 +49,7 @@ class PSPModule(EncoderModule):
         self,
         generator: FrozenGenerator,
         encoder: Callable[..., nn.Module],
-        optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer],
+        optimizer: OptimizerFactory,
         perceptual: Callable[[], nn.Module] | None = None,
         identity: Callable[[], nn.Module] | None = None,
         learn_in_w: bool = False,
@@ -64,9 +65,12 @@ class PSPModule(EncoderModule):
         check_arguments("model", PSPModule, {"encoder_resolution": encoder_resolution})
         weights = loss.weights()
         factories = {"lpips": perceptual, "id": identity}
+        loss_networks: dict[str, Callable[[], nn.Module]] = {}
         for name, factory in factories.items():
-            if weights[name] > 0 and factory is None:
-                raise ConfigValueError(f"model.{name}_weight > 0 needs its network config")
+            if weights[name] > 0:
+                if factory is None:
+                    raise ConfigValueError(f"model.{name}_weight > 0 needs its network config")
+                loss_networks[name] = factory
         built = encoder(
             resolution=encoder_resolution or generator.resolution,
             channels=generator.channels * self.encoder_input_images,
@@ -82,7 +86,6 @@ class PSPModule(EncoderModule):
                 "model.encoder.path holds an encoder trained with start_from_latent_avg="
                 f"{trained}; set model.start_from_latent_avg={str(trained).lower()}"
             )
-        loss_networks = {n: f for n, f in factories.items() if weights[n] > 0}
         super().__init__(generator, built, loss_networks, nonfinite)
         self.optimizer = optimizer
         self.learn_in_w = learn_in_w
@@ -125,13 +128,17 @@ class PSPModule(EncoderModule):
         return {name: terms[name]() for name in self.loss_weights}
 
     # ---------------------------------------------------------------- training
-    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-        """One encoder update on the weighted sum of pSp's losses."""
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor | None:
+        """One encoder update on the weighted sum of pSp's losses, returned for Lightning to
+        back-propagate (the manually optimised recipes built on this one return None)."""
         real = self.real_images(batch)
         codes = self.codes_from_encoder(real)
         fake = self.decode(codes)
         losses = self.losses(real, fake, codes)
-        total = sum(self.loss_weights[name] * value for name, value in losses.items())
+        # A tensor: PSPLossConfig refuses l2, lpips and id weights that are all 0.
+        total = cast(
+            torch.Tensor, sum(self.loss_weights[name] * value for name, value in losses.items())
+        )
         self._step_losses = {name: value.detach() for name, value in losses.items()}
         if self.logs_this_step(batch_idx):
             logs = {f"train/loss_{name}": value for name, value in self._step_losses.items()}
@@ -149,6 +156,7 @@ class PSPModule(EncoderModule):
         arms the optimizer to skip, so it changes nothing."""
         self.vet_iteration(self._step_losses, {"encoder": self.encoder.parameters()}, [optimizer])
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        """The configured optimizer over the encoder's parameters only."""
+    def configure_optimizers(self) -> torch.optim.Optimizer | list[torch.optim.Optimizer]:
+        """The configured optimizer over the encoder's parameters only (recipes that also
+        train a discriminator add its optimizer to a list)."""
         return self.optimizer(params=self.encoder.parameters())

@@ -18,17 +18,21 @@ chooses the count at evaluation time.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Any, NamedTuple
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from invgan.modules.optimizer_factory import OptimizerFactory
 from invgan.modules.psp import PSPModule
 from invgan.nn.frozen_generator import FrozenGenerator
 from invgan.utils.config_checks import ConfigValueError, check_count
 from invgan.utils.ema import eval_mode
+
+if TYPE_CHECKING:
+    from pytorch_lightning.core.optimizer import LightningOptimizer
 
 # pSp's encoder reads coarse, medium and fine styles from three maps: one head each at least.
 MIN_STYLE_INPUTS = 3
@@ -68,7 +72,7 @@ class ReStyleModule(PSPModule):
         self,
         generator: FrozenGenerator,
         encoder: Callable[..., nn.Module],
-        optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer],
+        optimizer: OptimizerFactory,
         iterations: int = 5,
         random_iterations: bool = False,
         **psp_options: Any,
@@ -168,18 +172,24 @@ class ReStyleModule(PSPModule):
             codes = self.refine(real, codes.detach(), fake.detach())
             fake = self.decode(codes)
             losses = self.losses(real, fake, codes)
-            loss = sum(self.loss_weights[name] * value for name, value in losses.items())
+            # A tensor: PSPLossConfig refuses l2, lpips and id weights that are all 0.
+            loss = cast(
+                torch.Tensor,
+                sum(self.loss_weights[name] * value for name, value in losses.items()),
+            )
             backward(loss)
             total = total + loss.detach()
             for name, value in losses.items():
                 sums[name] = sums[name] + value.detach() if name in sums else value.detach()
             first = fake.detach() if first is None else first
+        assert first is not None  # steps >= 1 (`training_iterations`): the loop ran
         last = {name: value.detach() for name, value in losses.items()}
         return RefinementRun(sums, last, total, first, fake.detach())
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
         """One refinement run with a backward pass per step (see the module docstring)."""
-        optimizer = self.optimizers()
+        # One optimizer configured: Lightning returns it alone.
+        optimizer = cast("LightningOptimizer", self.optimizers())
         if self.starts_iteration(batch_idx):
             optimizer.zero_grad(set_to_none=True)
         real = self.real_images(batch)

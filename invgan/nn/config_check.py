@@ -25,6 +25,10 @@ def _stylegan2_schedule(path: str, arguments: dict[str, Any]) -> None:
     feature_width(resolution, *(arguments[name] for name in widths))
 
 
+def _dcgan_schedule(path: str, arguments: dict[str, Any]) -> None:
+    base_size(arguments["resolution"], arguments["num_scales"])
+
+
 def _biggan_schedule(path: str, arguments: dict[str, Any], extra_blocks: int) -> None:
     blocks = num_resamplings(arguments["resolution"]) + extra_blocks
     check_widths(arguments["width_multipliers"], blocks, path, "one per block at this resolution")
@@ -47,7 +51,7 @@ SCHEDULE_RULES: dict[str, ScheduleRule] = {
         ("width_multipliers",),
     ),
     "invgan.nn.dcgan.": (
-        lambda path, arguments: base_size(arguments["resolution"], arguments["num_scales"]),
+        _dcgan_schedule,
         ("num_scales",),
     ),
 }

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
+
+from invgan.nn.split import SplitGenerator
+
+
+def _size(network: nn.Module, name: str) -> int:
+    """An integer hyperparameter of `network` (w_dim, resolution, ...), read by name: nn.Module
+    types every attribute it does not declare as a tensor or a submodule, which these are not."""
+    return int(getattr(network, name))
 
 
 class FrozenGenerator(nn.Module):
@@ -44,7 +52,7 @@ class FrozenGenerator(nn.Module):
                 f"{generator.w_dim}"
             )
         self.architecture = architecture
-        self.register_buffer("latent_avg", torch.zeros(generator.w_dim))
+        self.register_buffer("latent_avg", torch.zeros(_size(generator, "w_dim")))
         self.requires_grad_(False)
         super().train(False)
 
@@ -55,17 +63,20 @@ class FrozenGenerator(nn.Module):
     @property
     def mapping(self) -> nn.Module:
         """The mapping network M: z (N, z_dim) -> w (N, w_dim)."""
-        return self.generator.mapping if self.owns_mapping else self.mapping_network
+        if self.owns_mapping:
+            # Checked to be a module at construction; nn.Module types it as tensor or module.
+            return cast(nn.Module, self.generator.mapping)
+        return self.mapping_network
 
     @property
     def w_dim(self) -> int:
         """Size of one latent code w."""
-        return int(self.generator.w_dim)
+        return _size(self.generator, "w_dim")
 
     @property
     def z_dim(self) -> int:
         """Size of a prior sample z."""
-        return int(self.mapping.z_dim)
+        return _size(self.mapping, "z_dim")
 
     @property
     def n_latent(self) -> int:
@@ -75,12 +86,12 @@ class FrozenGenerator(nn.Module):
     @property
     def resolution(self) -> int:
         """Side of the generated images in pixels."""
-        return int(self.generator.resolution)
+        return _size(self.generator, "resolution")
 
     @property
     def channels(self) -> int:
         """Channels of the generated images."""
-        return int(self.generator.channels)
+        return _size(self.generator, "channels")
 
     @property
     def has_noise_inputs(self) -> bool:
@@ -92,7 +103,8 @@ class FrozenGenerator(nn.Module):
         if not self.has_noise_inputs:
             return []
         return [
-            getattr(self.generator.noises, f"noise_{i}") for i in range(self.generator.num_layers)
+            getattr(self.generator.noises, f"noise_{i}")
+            for i in range(_size(self.generator, "num_layers"))
         ]
 
     def map(self, z: torch.Tensor) -> torch.Tensor:
@@ -122,14 +134,14 @@ class FrozenGenerator(nn.Module):
             return self.generator(codes)
         return self.generator(codes, noise=noise)
 
-    def _split_backbone(self) -> nn.Module:
+    def _split_backbone(self) -> SplitGenerator:
         """The generator, if it can be split into G1 and G2 (`invgan.nn.split`)."""
         if not hasattr(self.generator, "split_layers"):
             raise ValueError(
                 f"{type(self.generator).__name__} cannot be split into G1 and G2 (no head/tail "
                 "methods); multi-code inversion needs a DCGAN, StyleGAN2 or BigGAN generator"
             )
-        return self.generator
+        return cast(SplitGenerator, self.generator)
 
     @property
     def split_layers(self) -> int:

@@ -8,6 +8,10 @@ layer loop as its plain forward pass, so that G2_l(G1_l(c), c) = G(c) cannot dri
 
 from __future__ import annotations
 
+from typing import Protocol
+
+import torch
+
 
 def check_split_layer(layer: int, split_layers: int, generator: str) -> int:
     """`layer` if it is a valid split point of a generator with `split_layers` of them."""
@@ -18,3 +22,21 @@ def check_split_layer(layer: int, split_layers: int, generator: str) -> int:
             "finer, later features)"
         )
     return layer
+
+
+class SplitGenerator(Protocol):
+    """A generator backbone that can be split (DCGAN, StyleGAN2, BigGAN): split points
+    1..split_layers, G1_l = `head` and G2_l = `tail`."""
+
+    @property
+    def split_layers(self) -> int:
+        """Number of split points."""
+        ...
+
+    def head(self, codes: torch.Tensor, layer: int, /) -> torch.Tensor:
+        """G1_layer: the intermediate state after `layer` split points."""
+        ...
+
+    def tail(self, features: torch.Tensor, codes: torch.Tensor, layer: int, /) -> torch.Tensor:
+        """G2_layer: images from `head`'s state, the later layers styled by `codes`."""
+        ...

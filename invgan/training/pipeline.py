@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
-from typing import Any
+from typing import Any, cast
 
 import hydra
 import pytorch_lightning as pl
@@ -14,6 +14,7 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 from invgan.callbacks.cuda_backend import CudaBackend
 from invgan.callbacks.run_config import RunConfigInCheckpoint
 from invgan.checkpoints.format import check_resume_checkpoint, trusted_stored_path
+from invgan.modules.nonfinite import NonFiniteGuardModule
 from invgan.nn.config_check import check_config
 from invgan.training.resume import checkpoint_to_resume
 from invgan.training.run_folder import clear_earlier_run
@@ -38,7 +39,8 @@ def gradient_accumulation(model: pl.LightningModule, trainer_cfg: DictConfig) ->
         raise ValueError(f"trainer.accumulate_grad_batches must be an integer >= 1, got {batches}")
     if model.automatic_optimization:
         return {}
-    model.accumulate_grad_batches = batches
+    if isinstance(model, NonFiniteGuardModule):
+        model.accumulate_grad_batches = batches
     return {"accumulate_grad_batches": 1}
 
 
@@ -81,7 +83,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         **gradient_accumulation(model, cfg.trainer),
     )
     for logger in loggers:
-        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+        logger.log_hyperparams(cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=True)))
 
     try:
         trainer.fit(model=model, datamodule=datamodule, ckpt_path=resume, weights_only=True)

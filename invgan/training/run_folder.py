@@ -32,7 +32,7 @@ def clear_earlier_run(folder: str | Path) -> list[Path]:
     """Delete the outputs of an earlier run (`RUN_OUTPUTS`) from `folder`; returns those that
     existed. Rank zero deletes: the other ranks of a DDP run would race it."""
     found = [Path(folder) / output for output in RUN_OUTPUTS if (Path(folder) / output).exists()]
-    if rank_zero_only.rank != 0:
+    if rank_zero_only.rank != 0:  # type: ignore[attr-defined]  # set by Lightning at import
         return found
     if found:
         log.warning("overwrite=true: deleting the earlier run's %s", ", ".join(map(str, found)))

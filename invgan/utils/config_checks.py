@@ -20,7 +20,7 @@ import math
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
@@ -327,7 +327,8 @@ def source_key(cfg: DictConfig, key: str) -> str:
         node = OmegaConf.select(cfg, parent) if parent else cfg
         if not isinstance(node, DictConfig) or leaf not in node:
             break
-        link = _INTERPOLATION.match(str(OmegaConf.to_container(node, resolve=False)[leaf]))
+        values = cast(dict[str, Any], OmegaConf.to_container(node, resolve=False))
+        link = _INTERPOLATION.match(str(values[leaf]))
         if link is None:
             break
         dots, target = link.groups()
@@ -361,7 +362,7 @@ def config_problems(
 ) -> list[str]:
     """Every unusable value of a composed config (all of it but the `hydra` node), and every
     network node whose layer schedule `schedule_rules` refuses (by its `_target_`'s prefix)."""
-    tree = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+    tree = cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False))
     tree.pop("hydra", None)
     problems: list[str] = []
     for path, node in _nodes(tree, ""):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import copy
 from collections.abc import Iterable, Iterator
+from typing import cast
 
 import torch
 from torch import nn
@@ -52,9 +53,12 @@ def _grouped_pairs(
         )
     if not targets:
         return []
-    groups = _group_tensors_by_device_and_dtype([targets, sources])
+    # torch's helper is typed for optional tensors; every tensor here is present.
+    tensor_lists: list[list[torch.Tensor | None]] = [[*targets], [*sources]]
+    groups = _group_tensors_by_device_and_dtype(tensor_lists)
     return [
-        (group_targets, group_sources) for (group_targets, group_sources), _ in groups.values()
+        (cast(list[torch.Tensor], group_targets), cast(list[torch.Tensor], group_sources))
+        for (group_targets, group_sources), _ in groups.values()
     ]
 
 

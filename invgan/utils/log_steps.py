@@ -14,7 +14,9 @@ def logs_this_step(trainer: pl.Trainer, batch_idx: int) -> bool:
     a small model's step, so per-step values are computed and logged only on these batches;
     the progress bar shows them at the same pace.
     """
-    if trainer.fast_dev_run or getattr(trainer._logger_connector, "should_update_logs", True):
+    # fast_dev_run is set in Trainer.__init__, outside the class body its stubs read.
+    fast_dev_run = trainer.fast_dev_run  # type: ignore[attr-defined]
+    if fast_dev_run or getattr(trainer._logger_connector, "should_update_logs", True):
         return True
     last_of_epoch = batch_idx + 1 >= trainer.num_training_batches
     # Within one step of max_steps, before or after this batch's optimizer steps.

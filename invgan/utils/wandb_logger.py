@@ -36,7 +36,7 @@ def run_folder_wandb_id(save_dir: str | os.PathLike) -> str:
     if path.is_file():
         return path.read_text().strip()
     run_id = "".join(secrets.choice(_ID_CHARACTERS) for _ in range(8))  # W&B's own id format
-    if rank_zero_only.rank == 0:  # the other ranks of a DDP run log nothing to W&B
+    if rank_zero_only.rank == 0:  # type: ignore[attr-defined]  # the other ranks of a DDP run log nothing to W&B
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(run_id + "\n")
     return run_id
@@ -58,4 +58,4 @@ def wandb_logger(
     # Processes that Lightning spawns (ddp_spawn: fit, validate, test) attach to this process's
     # W&B run, but place its files (logged images) under $WANDB_DIR or their working directory.
     os.environ["WANDB_DIR"] = os.path.abspath(save_dir)
-    return WandbLogger(offline=offline, save_dir=save_dir, **kwargs)
+    return WandbLogger(offline=offline, save_dir=os.fspath(save_dir), **kwargs)

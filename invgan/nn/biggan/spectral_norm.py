@@ -8,6 +8,8 @@ refined by one power iteration on every training-mode forward pass).
 
 from __future__ import annotations
 
+from typing import cast
+
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
@@ -18,11 +20,12 @@ def sn_conv2d(
     """A stride-1, size-preserving conv whose weight (out, in*k*k) has spectral norm ~1."""
     conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=bias)
     nn.init.orthogonal_(conv.weight)
-    return spectral_norm(conv)
+    # The parametrization is added in place: the module returned is `conv` itself.
+    return cast(nn.Conv2d, spectral_norm(conv))
 
 
 def sn_linear(in_features: int, out_features: int, *, bias: bool = True) -> nn.Linear:
     """A linear layer whose weight has spectral norm ~1."""
     linear = nn.Linear(in_features, out_features, bias=bias)
     nn.init.orthogonal_(linear.weight)
-    return spectral_norm(linear)
+    return cast(nn.Linear, spectral_norm(linear))

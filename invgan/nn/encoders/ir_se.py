@@ -18,14 +18,10 @@ encoders, so their weights load strictly:
 
 from __future__ import annotations
 
-import os
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
-
-from invgan.checkpoints.safe_load import CheckpointError, safe_torch_load
 
 # Units per stage of the standard depths (ArcFace / InsightFace).
 STAGE_BLOCKS: dict[int, tuple[int, ...]] = {
@@ -39,8 +35,6 @@ MODES = ("ir", "ir_se")
 # State-dict prefixes of the trunk that pSp's encoders take from ArcFace.
 TRUNK = ("input_layer.", "body.")
 SE_REDUCTION = 16
-# Where a missing ArcFace weights file can be pointed at.
-ARCFACE_WEIGHTS_ENV = "INVGAN_ARCFACE_WEIGHTS"
 
 
 class SqueezeExcitation(nn.Module):
@@ -154,34 +148,6 @@ class IRBody(nn.Sequential):
         return outputs
 
 
-def read_arcface_weights(path: str | os.PathLike | None) -> dict[str, torch.Tensor]:
-    """The state dict of an ArcFace IR-SE network file (`model_ir_se50.pth`), loaded safely."""
-    hint = (
-        "Download the IR-SE50 ArcFace weights distributed with pSp (model_ir_se50.pth, from "
-        "TreB1eN's InsightFace_Pytorch) and pass their path in the config "
-        f"(model.identity.weights_path / model.encoder.backbone_weights) or set "
-        f"{ARCFACE_WEIGHTS_ENV}."
-    )
-    if path is None:
-        raise FileNotFoundError(f"no ArcFace weights file given. {hint}")
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"ArcFace weights not found: {path}. {hint}")
-    expected = (
-        "An ArcFace weights file must be a state dict of the IR-SE50 network (a dict of tensors "
-        "named input_layer.*, body.*, output_layer.*), as model_ir_se50.pth is. A file that "
-        "pickles a whole model can be converted where it was made, from the model object: "
-        "torch.save(model.state_dict(), 'model_ir_se50.pth')."
-    )
-    try:
-        state = safe_torch_load(path)
-    except CheckpointError as error:
-        raise CheckpointError(f"{error}. {expected} {hint}") from error
-    if not isinstance(state, dict):
-        raise ValueError(f"{path} holds a {type(state).__name__}, not a state dict. {expected}")
-    return state
-
-
 class IRBackbone(nn.Module):
     """The trunk shared by pSp's encoders and ArcFace: `input_layer` (3x3 conv, batch norm,
     PReLU at full resolution) then `body` (`IRBody`). Subclasses add their heads."""
@@ -202,15 +168,16 @@ class IRBackbone(nn.Module):
         )
         self.body = IRBody(depth, blocks, base_width, mode)
 
-    def load_trunk_weights(self, path: str | os.PathLike) -> None:
-        """Initialise `input_layer` and `body` from an ArcFace file, as pSp initialises its
-        encoders from `model_ir_se50.pth`; the trunk must be IR-SE50 at width 64, RGB input."""
-        trunk = {k: v for k, v in read_arcface_weights(path).items() if k.startswith(TRUNK)}
+    def load_trunk_weights(self, state: Mapping[str, torch.Tensor], source: str) -> None:
+        """Initialise `input_layer` and `body` from an ArcFace state dict (read from `source`),
+        as pSp initialises its encoders from `model_ir_se50.pth`; the trunk must be IR-SE50 at
+        width 64, RGB input."""
+        trunk = {k: v for k, v in state.items() if k.startswith(TRUNK)}
         fit = "ArcFace weights need depth 50, mode ir_se, base_width 64 and 3 input channels"
         try:
             missing, _ = self.load_state_dict(trunk, strict=False)
         except RuntimeError as error:  # a shape mismatch
-            raise RuntimeError(f"{path} does not fit this trunk ({fit}): {error}") from error
+            raise RuntimeError(f"{source} does not fit this trunk ({fit}): {error}") from error
         missing = [k for k in missing if k.startswith(TRUNK)]
         if missing:
-            raise RuntimeError(f"{path} lacks trunk weights {missing[:5]} ({fit})")
+            raise RuntimeError(f"{source} lacks trunk weights {missing[:5]} ({fit})")

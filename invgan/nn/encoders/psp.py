@@ -16,8 +16,8 @@ encoder has `linear.{weight,bias}` instead of the pyramid and heads.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -86,8 +86,12 @@ def _upsample_add(coarse: torch.Tensor, lateral: torch.Tensor) -> torch.Tensor:
     return F.interpolate(coarse, size=size, mode="bilinear", align_corners=True) + lateral
 
 
-class _PSPTrunk(IRBackbone):
-    """IR-SE trunk for pSp's encoders: input size checked, optional ArcFace initialisation."""
+class PSPTrunk(IRBackbone):
+    """IR-SE trunk for pSp's encoders, its input size checked."""
+
+    # Set only on an encoder loaded from a pSp / e4e checkpoint: whether it was trained to
+    # predict offsets from the average latent (PSPModule checks it against its own setting).
+    start_from_latent_avg: bool
 
     def __init__(
         self,
@@ -97,22 +101,19 @@ class _PSPTrunk(IRBackbone):
         blocks: Sequence[int] | None,
         base_width: int,
         mode: str,
-        backbone_weights: str | os.PathLike | None,
     ) -> None:
         _check_resolution(resolution)
         super().__init__(channels, depth, blocks, base_width, mode)
         self.resolution = resolution
-        if backbone_weights is not None:
-            self.load_trunk_weights(backbone_weights)
 
 
-class GradualStyleEncoder(_PSPTrunk):
+class GradualStyleEncoder(PSPTrunk):
     """Image (N, channels, R, R) in [-1, 1] -> W+ codes (N, n_latent, w_dim).
 
     `depth` (50 / 100 / 152) or an explicit four-entry `blocks` list sets the trunk's units per
     stage, `base_width` its widths (64 -> 64/128/256/512), `mode` IR or IR-SE. The pyramid
-    has the width of the last stage. `backbone_weights`: an ArcFace `model_ir_se50.pth` to
-    start the trunk from, as pSp does; null starts from random weights.
+    has the width of the last stage. `load_trunk_weights` starts the trunk from ArcFace, as pSp
+    does (`build_psp_encoder`'s `backbone_weights`).
     """
 
     def __init__(
@@ -127,9 +128,8 @@ class GradualStyleEncoder(_PSPTrunk):
         blocks: Sequence[int] | None = None,
         base_width: int = 64,
         mode: str = "ir_se",
-        backbone_weights: str | os.PathLike | None = None,
     ) -> None:
-        super().__init__(resolution, channels, depth, blocks, base_width, mode, backbone_weights)
+        super().__init__(resolution, channels, depth, blocks, base_width, mode)
         self.n_latent = n_latent
         self.w_dim = w_dim
         self.coarse_end, self.medium_end = style_split(n_latent, coarse_end, medium_end)
@@ -158,7 +158,7 @@ class GradualStyleEncoder(_PSPTrunk):
         return torch.stack([head(x) for head, x in zip(self.styles, levels, strict=True)], dim=1)
 
 
-class WEncoder(_PSPTrunk):
+class WEncoder(PSPTrunk):
     """Image (N, channels, R, R) in [-1, 1] -> one w (N, w_dim): the coarsest trunk map
     average-pooled, then an equalized linear layer. Trunk options as `GradualStyleEncoder`."""
 
@@ -171,9 +171,8 @@ class WEncoder(_PSPTrunk):
         blocks: Sequence[int] | None = None,
         base_width: int = 64,
         mode: str = "ir_se",
-        backbone_weights: str | os.PathLike | None = None,
     ) -> None:
-        super().__init__(resolution, channels, depth, blocks, base_width, mode, backbone_weights)
+        super().__init__(resolution, channels, depth, blocks, base_width, mode)
         self.w_dim = w_dim
         self.linear = EqualLinear(self.body.widths[-1], w_dim)
 
@@ -192,11 +191,11 @@ def psp_encoder(
     coarse_end: int | None = None,
     medium_end: int | None = None,
     architecture: str = "psp",
-    **trunk: object,
-) -> nn.Module:
+    **trunk: Any,
+) -> PSPTrunk:
     """The W+ `GradualStyleEncoder` (`architecture` psp), e4e's `E4EEncoder` (e4e: the same
     network, its heads read as w0 + offsets), or with `learn_in_w` the `WEncoder` (which ignores
-    the style split); `trunk` holds depth, blocks, base_width, mode and backbone_weights."""
+    the style split); `trunk` holds depth, blocks, base_width and mode."""
     if architecture not in ARCHITECTURES:
         raise ConfigValueError(
             f"model.encoder.architecture={architecture!r}: must be one of {list(ARCHITECTURES)}"

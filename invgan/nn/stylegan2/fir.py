@@ -49,6 +49,10 @@ class DepthwiseFIR(nn.Module):
     official upfirdn2d); conv_transpose2d already convolves, so it takes the kernel as it is.
     """
 
+    # Buffers (nn.Module's attribute lookup would type them loosely).
+    kernel: torch.Tensor
+    depthwise_weight: torch.Tensor
+
     def __init__(self, channels: int, gain: float, flip: bool) -> None:
         super().__init__()
         self.channels = channels

@@ -132,6 +132,8 @@ class StyleGAN2Generator(nn.Module):
             x = self.convs[2 * k - 2](x, styles[:, 2 * k - 1], noise[2 * k - 1])
             x = self.convs[2 * k - 1](x, styles[:, 2 * k], noise[2 * k])
             image = self.to_rgbs[k - 1](x, styles[:, 2 * k + 1], image)
+        # Set by block 0, or passed in by `tail`, which starts after it.
+        assert x is not None and image is not None
         return x, image
 
     def head(

@@ -77,4 +77,5 @@ class AppendingCSVLogger(CSVLogger):
         if self._experiment is None:
             os.makedirs(self.root_dir, exist_ok=True)
             self._experiment = AppendingMetricsWriter(log_dir=self.log_dir)
+        assert isinstance(self._experiment, AppendingMetricsWriter)  # only this class sets it
         return self._experiment

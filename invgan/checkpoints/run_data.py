@@ -19,7 +19,7 @@ def setup_run_data(data_cfg: DictConfig, ckpt_path: str, command: str) -> pl.Lig
     """
     datamodule = instantiate_datamodule(data_cfg)
     try:
-        datamodule.setup()
+        datamodule.setup("test")  # invgan's datamodules build every split whatever the stage
     except DataNotFoundError as error:
         raise DataNotFoundError(
             error.problem,
