@@ -25,7 +25,9 @@ ZERO_WEIGHTS = dict(
 )
 
 
-def make_module(reconstruction_updates: str = "discriminator", **loss_weights) -> InvGANModule:
+def make_module(
+    reconstruction_updates: str = "discriminator", scheduler_g=None, **loss_weights
+) -> InvGANModule:
     torch.manual_seed(0)
     return InvGANModule(
         MappingMLP(8, 8, 16),
@@ -35,6 +37,7 @@ def make_module(reconstruction_updates: str = "discriminator", **loss_weights) -
         functools.partial(torch.optim.SGD, lr=0.1),
         functools.partial(torch.optim.SGD, lr=0.1),
         reconstruction_updates=reconstruction_updates,
+        scheduler_g=scheduler_g,
     )
 
 
@@ -105,6 +108,15 @@ def test_standalone_mapping_is_saved_under_its_own_name():
     opt_g, _ = module.configure_optimizers()[0]
     expected = [*module.mapping.parameters(), *module.generator.parameters()]
     assert [id(p) for p in opt_g.param_groups[0]["params"]] == [id(p) for p in expected]
+
+
+def test_epoch_schedules_are_built_and_plateau_schedules_refused():
+    step = make_module(scheduler_g=functools.partial(torch.optim.lr_scheduler.StepLR, step_size=1))
+    [scheduler] = step.configure_optimizers()[1]
+    assert isinstance(scheduler["scheduler"], torch.optim.lr_scheduler.StepLR)
+    plateau = make_module(scheduler_g=torch.optim.lr_scheduler.ReduceLROnPlateau)
+    with pytest.raises(ValueError, match="ReduceLROnPlateau.*StepLR"):
+        plateau.configure_optimizers()
 
 
 def test_ema_update_hand_computed():

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any, Protocol, SupportsInt, cast
 import torch
 from torch import nn
 from torch.func import functional_call
-from torch.optim.lr_scheduler import LRScheduler
+from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
 from invgan.losses.adversarial import discriminator_loss, generator_loss, r1_penalty
 from invgan.losses.mmd import mmd_unbiased
@@ -249,6 +249,16 @@ class InvGANModule(NonFiniteGuardModule):
             for make, opt in ((self.scheduler_g, opt_g), (self.scheduler_d, opt_d))
             if make is not None
         ]
+        for entry in schedulers:
+            scheduler = entry["scheduler"]
+            if isinstance(scheduler, ReduceLROnPlateau) or not isinstance(scheduler, LRScheduler):
+                # A plateau schedule steps on a monitored value, which the epoch hook below
+                # does not have.
+                raise ValueError(
+                    f"model.scheduler_g/scheduler_d built {type(scheduler).__name__}, "
+                    "which is not a torch.optim.lr_scheduler.LRScheduler stepped once per epoch; "
+                    "use an epoch schedule such as StepLR, ExponentialLR or CosineAnnealingLR"
+                )
         return [opt_g, opt_d], schedulers
 
     def _generator_side_parameters(self) -> list[nn.Parameter]:
