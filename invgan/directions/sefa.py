@@ -21,57 +21,13 @@ layer's larger weights cannot outvote the others.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, cast
 
 import torch
 from torch import nn
 
 from invgan.directions.latent_directions import LatentDirections
 from invgan.inversion.protocols import InversionMethod
-from invgan.nn.biggan.generator import BigGANGenerator
-from invgan.nn.dcgan import DCGANGenerator
-from invgan.nn.stylegan2.equalized import EqualLinear
-from invgan.nn.stylegan2.generator import StyleGAN2Generator
-
-BACKBONES = (DCGANGenerator, StyleGAN2Generator, BigGANGenerator)
-
-
-def style_affines(generator: StyleGAN2Generator, layer: int) -> list[EqualLinear]:
-    """The style affines that W+ layer `layer` drives (see `StyleGAN2Generator`'s docstring:
-    0 -> conv1, 1 -> to_rgb1 and convs[0], then 2k -> convs[2k - 1], 2k + 1 -> to_rgbs[k - 1]
-    and convs[2k], the to-image layer sharing its code with the next block's first conv)."""
-    if not 0 <= layer < generator.n_latent:
-        raise ValueError(
-            f"SeFa layer {layer} does not exist: the StyleGAN2 generator has W+ layers "
-            f"0..{generator.n_latent - 1}"
-        )
-    # nn.ModuleList items are typed as plain modules; these are ModulatedConv2d layers.
-    modules: list[Any]
-    if layer == 0:
-        modules = [generator.conv1.conv]
-    elif layer == 1:
-        modules = [generator.to_rgb1.conv, generator.convs[0].conv]
-    elif layer % 2 == 0:
-        modules = [generator.convs[layer - 1].conv]
-    else:
-        modules = [generator.to_rgbs[(layer - 3) // 2].conv]
-        if layer - 1 < len(generator.convs):
-            modules.append(generator.convs[layer - 1].conv)
-    return [module.modulation for module in modules]
-
-
-def _equal_linear_weight(layer: EqualLinear) -> torch.Tensor:
-    """The weight an EqualLinear applies at run time (stored weight times its scale)."""
-    return layer.weight * layer.scale
-
-
-def _dcgan_weight(generator: DCGANGenerator) -> torch.Tensor:
-    """The projection's weight with its eval-mode batch-norm scale folded in."""
-    linear = cast(nn.Linear, generator.project[0])
-    norm = cast(nn.BatchNorm1d, generator.project[1])
-    running_var = cast(torch.Tensor, norm.running_var)  # typed optional; DCGAN's norm tracks it
-    scale = norm.weight / torch.sqrt(running_var + norm.eps)
-    return scale[:, None] * linear.weight
+from invgan.nn.code_affine import CodeAffineGenerator
 
 
 def first_layer_weight(generator: nn.Module, layers: Sequence[int] | None = None) -> torch.Tensor:
@@ -80,21 +36,13 @@ def first_layer_weight(generator: nn.Module, layers: Sequence[int] | None = None
     `layers` picks StyleGAN2's W+ layers (None: all); other backbones take one code and no
     layers.
     """
-    if isinstance(generator, StyleGAN2Generator):
-        chosen = range(generator.n_latent) if layers is None else layers
-        affines = [affine for layer in chosen for affine in style_affines(generator, layer)]
-        return torch.cat([_equal_linear_weight(affine) for affine in affines])
-    if layers is not None:
+    if not isinstance(generator, CodeAffineGenerator):
         raise ValueError(
-            f"layers={list(layers)} only applies to StyleGAN2 (W+ codes); "
-            f"{type(generator).__name__} takes one code: leave layers=null"
+            f"SeFa needs the generator's first affine map on the code; "
+            f"{type(generator).__name__} has no `code_affine_weight` (the project's DCGAN, "
+            "StyleGAN2 and BigGAN generators have one)"
         )
-    if isinstance(generator, DCGANGenerator):
-        return _dcgan_weight(generator)
-    if isinstance(generator, BigGANGenerator):
-        return generator.project.weight  # the spectrally normalised weight
-    names = ", ".join(backbone.__name__ for backbone in BACKBONES)
-    raise ValueError(f"SeFa supports {names}; got {type(generator).__name__}")
+    return generator.code_affine_weight(layers)
 
 
 def sefa_directions(

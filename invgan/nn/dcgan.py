@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import cast
+
 import torch
 from torch import nn
 
+from invgan.nn.code_affine import refuse_layers
 from invgan.nn.discriminator_output import DiscriminatorOutput
 from invgan.nn.split import check_split_layer
 
@@ -70,6 +74,16 @@ class DCGANGenerator(nn.Module):
     def split_layers(self) -> int:
         """Number of split points: the projection and each upsampling block."""
         return 1 + len(self.upsample) // _LAYERS_PER_BLOCK
+
+    def code_affine_weight(self, layers: Sequence[int] | None = None) -> torch.Tensor:
+        """The projection's weight with its eval-mode batch norm (a per-unit scale and shift,
+        hence part of the same affine map) folded in."""
+        refuse_layers(self, layers)
+        linear = cast(nn.Linear, self.project[0])
+        norm = cast(nn.BatchNorm1d, self.project[1])
+        running_var = cast(torch.Tensor, norm.running_var)  # typed optional; tracked here
+        scale = norm.weight / torch.sqrt(running_var + norm.eps)
+        return scale[:, None] * linear.weight
 
     def _upsampling(self, x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
         """Upsampling blocks start..stop-1 (each ConvTranspose-BN-ReLU) applied to x."""

@@ -16,6 +16,7 @@ from invgan.nn.biggan.resolution import (
 )
 from invgan.nn.biggan.self_attention import SelfAttention
 from invgan.nn.biggan.spectral_norm import sn_conv2d, sn_linear
+from invgan.nn.code_affine import refuse_layers
 from invgan.nn.split import check_split_layer
 
 
@@ -72,6 +73,12 @@ class BigGANGenerator(nn.Module):
     def split_layers(self) -> int:
         """Number of split points: the projection and each up-block."""
         return 1 + len(self.blocks)
+
+    def code_affine_weight(self, layers: Sequence[int] | None = None) -> torch.Tensor:
+        """The first linear on the code, `project` (spectrally normalised). w also feeds every
+        block's conditional batch norm, but SeFa factorises BigGAN's first layer only."""
+        refuse_layers(self, layers)
+        return self.project.weight
 
     def _blocks(self, x: torch.Tensor, w: torch.Tensor, start: int, stop: int) -> torch.Tensor:
         """Up-blocks start..stop-1 (with the self-attention that follows one) applied to x."""

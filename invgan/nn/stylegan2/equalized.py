@@ -69,6 +69,10 @@ class EqualLinear(nn.Module):
         self.lr_mul = lr_mul
         self.activate = activate
 
+    def effective_weight(self) -> torch.Tensor:
+        """The weight applied at run time (stored weight times its scale)."""
+        return self.weight * self.scale
+
     def forward(self, x: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
         """Map x of shape (N, in_dim) to (N, out_dim), times `gain` (before any activation)."""
         # One addmm: alpha and beta apply the run-time scales (and the gain), so neither the

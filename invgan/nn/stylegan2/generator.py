@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import torch
 from torch import nn
 
 from invgan.nn.split import check_split_layer
+from invgan.nn.stylegan2.equalized import EqualLinear
 from invgan.nn.stylegan2.mapping import MappingNetwork
 from invgan.nn.stylegan2.synthesis_layers import ConstantInput, StyledConv, ToImage
 from invgan.nn.stylegan2.widths import log2_resolution, width_schedule
@@ -107,6 +111,35 @@ class StyleGAN2Generator(nn.Module):
         if len(noise) != self.num_layers:
             raise ValueError(f"expected {self.num_layers} noise maps, got {len(noise)}")
         return noise
+
+    def style_affines(self, layer: int) -> list[EqualLinear]:
+        """The style affines that W+ layer `layer` drives: 0 -> conv1, 1 -> to_rgb1 and
+        convs[0], then 2k -> convs[2k - 1], 2k + 1 -> to_rgbs[k - 1] and convs[2k] (the
+        to-image layer shares its code with the next block's first conv)."""
+        if not 0 <= layer < self.n_latent:
+            raise ValueError(
+                f"layer {layer} does not exist: the StyleGAN2 generator has W+ layers "
+                f"0..{self.n_latent - 1}"
+            )
+        # nn.ModuleList items are typed as plain modules; these are ModulatedConv2d layers.
+        modules: list[Any]
+        if layer == 0:
+            modules = [self.conv1.conv]
+        elif layer == 1:
+            modules = [self.to_rgb1.conv, self.convs[0].conv]
+        elif layer % 2 == 0:
+            modules = [self.convs[layer - 1].conv]
+        else:
+            modules = [self.to_rgbs[(layer - 3) // 2].conv]
+            if layer - 1 < len(self.convs):
+                modules.append(self.convs[layer - 1].conv)
+        return [module.modulation for module in modules]
+
+    def code_affine_weight(self, layers: Sequence[int] | None = None) -> torch.Tensor:
+        """The style affines (modulation weights) of the chosen W+ layers, stacked."""
+        chosen = range(self.n_latent) if layers is None else layers
+        affines = [affine for layer in chosen for affine in self.style_affines(layer)]
+        return torch.cat([affine.effective_weight() for affine in affines])
 
     @property
     def split_layers(self) -> int:
