@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from datamodules.base import ImageDataModule
 from invgan.checkpoints.atomic import atomic_write_json, atomic_write_text
 from invgan.checkpoints.run_data import setup_run_data
+from invgan.cli.config_dir import CONFIG_DIR
 from invgan.cli.user_errors import run_command
 from invgan.evaluation.loading import load_model_and_data, resolve_device
 from invgan.evaluation.pipeline import inversion_method_name
@@ -202,7 +203,7 @@ def semantic_consistency(cfg: DictConfig) -> dict[str, Any]:
     return report
 
 
-@hydra.main(version_base="1.3", config_path="../../conf", config_name="semantic_consistency.yaml")
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="semantic_consistency.yaml")
 def main(cfg: DictConfig) -> None:
     """Hydra entry point."""
     check_config(cfg)

@@ -10,6 +10,8 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from invgan.cli.config_dir import CONFIG_DIR
+
 log = logging.getLogger(__name__)
 
 
@@ -47,7 +49,7 @@ def run(cfg: DictConfig, block: bool = True) -> str:
     return url
 
 
-@hydra.main(version_base="1.3", config_path="../../conf", config_name="studio.yaml")
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="studio.yaml")
 def main(cfg: DictConfig) -> None:
     """Hydra entry point."""
     run(cfg)

@@ -13,7 +13,8 @@ import hydra
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "conf"
+from invgan.cli.config_dir import CONFIG_DIR
+
 _LOCK = threading.Lock()  # Hydra's global state is not thread-safe
 _COMPOSED: dict[tuple[str, ...], DictConfig] = {}
 
@@ -31,7 +32,7 @@ def compose_apply(groups: Sequence[str]) -> DictConfig:
             if GlobalHydra.instance().is_initialized():
                 _COMPOSED[key] = hydra.compose(config_name="apply", overrides=list(key))
             else:
-                with hydra.initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+                with hydra.initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
                     _COMPOSED[key] = hydra.compose(config_name="apply", overrides=list(key))
         return copy.deepcopy(_COMPOSED[key])
 
