@@ -42,7 +42,7 @@ from invgan.nn.frozen_generator import FrozenGenerator
 from invgan.utils.config_checks import ConfigValueError
 
 if TYPE_CHECKING:
-    from pytorch_lightning.core.optimizer import LightningOptimizer
+    pass
 
 # The defaults of e4e's own options: E4ELossConfig's.
 DEFAULTS = E4ELossConfig()
@@ -174,12 +174,8 @@ class E4EModule(PSPModule):
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
         """One encoder and one discriminator backward pass, then both steps (module docstring)."""
-        # Two optimizers configured: Lightning returns them as a list.
-        opt_e, opt_d = cast("list[LightningOptimizer]", self.optimizers())
+        opt_e, opt_d = self.iteration_optimizers(batch_idx)
         real = self.real_images(batch)
-        if self.starts_iteration(batch_idx):
-            opt_e.zero_grad(set_to_none=True)
-            opt_d.zero_grad(set_to_none=True)
         offsets = self.active_offsets()
 
         self.toggle_optimizer(opt_e)

@@ -20,7 +20,7 @@ no LPIPS weights.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -33,7 +33,7 @@ from invgan.modules.optimizer_factory import OptimizerFactory
 from invgan.nn.frozen_generator import FrozenGenerator
 
 if TYPE_CHECKING:
-    from pytorch_lightning.core.optimizer import LightningOptimizer
+    pass
 
 # The defaults of the loss weights and R1 schedule: InDomainLossConfig's.
 DEFAULTS = InDomainLossConfig()
@@ -96,12 +96,8 @@ class InDomainEncoderModule(EncoderModule):
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
         """One encoder step, then one discriminator step (see the module docstring)."""
-        # Two optimizers configured: Lightning returns them as a list.
-        opt_e, opt_d = cast("list[LightningOptimizer]", self.optimizers())
+        opt_e, opt_d = self.iteration_optimizers(batch_idx)
         real = self.real_images(batch)
-        if self.starts_iteration(batch_idx):
-            opt_e.zero_grad(set_to_none=True)
-            opt_d.zero_grad(set_to_none=True)
 
         self.toggle_optimizer(opt_e)
         reconstruction = self.decode(self.codes_from_encoder(real))

@@ -38,6 +38,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.core.optimizer import LightningOptimizer
 from pytorch_lightning.plugins.precision import MixedPrecision, Precision
 from torch import nn
 
@@ -148,6 +149,16 @@ class NonFiniteGuardModule(pl.LightningModule):
     def starts_iteration(self, batch_idx: int) -> bool:
         """Whether batch `batch_idx` of the epoch is the first of an iteration."""
         return batch_idx % self.micro_batches == 0
+
+    def iteration_optimizers(self, batch_idx: int) -> list[LightningOptimizer]:
+        """The configured optimizers, their gradients cleared when batch `batch_idx` starts an
+        iteration (they accumulate over the iteration's batches)."""
+        configured = self.optimizers()
+        optimizers = configured if isinstance(configured, list) else [configured]
+        if self.starts_iteration(batch_idx):
+            for optimizer in optimizers:
+                optimizer.zero_grad(set_to_none=True)
+        return optimizers
 
     def ends_iteration(self, batch_idx: int) -> bool:
         """Whether batch `batch_idx` of the epoch completes an iteration (its last batch, or the

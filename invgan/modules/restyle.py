@@ -32,7 +32,7 @@ from invgan.utils.config_checks import ConfigValueError, check_count
 from invgan.utils.ema import eval_mode
 
 if TYPE_CHECKING:
-    from pytorch_lightning.core.optimizer import LightningOptimizer
+    pass
 
 # pSp's encoder reads coarse, medium and fine styles from three maps: one head each at least.
 MIN_STYLE_INPUTS = 3
@@ -188,10 +188,7 @@ class ReStyleModule(PSPModule):
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
         """One refinement run with a backward pass per step (see the module docstring)."""
-        # One optimizer configured: Lightning returns it alone.
-        optimizer = cast("LightningOptimizer", self.optimizers())
-        if self.starts_iteration(batch_idx):
-            optimizer.zero_grad(set_to_none=True)
+        [optimizer] = self.iteration_optimizers(batch_idx)
         real = self.real_images(batch)
         run = self.backward_refinement(real, self.training_iterations(), self.manual_backward)
         if self.ends_iteration(batch_idx):
