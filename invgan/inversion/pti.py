@@ -184,7 +184,7 @@ class PivotalTuning:
                 # work whose length depends on it.
                 if (
                     self.lpips_threshold is not None
-                    and float(lpips.mean()) <= self.lpips_threshold
+                    and float(lpips.detach().mean()) <= self.lpips_threshold
                 ):
                     break
                 total = loss.mean()
