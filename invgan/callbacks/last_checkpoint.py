@@ -72,7 +72,8 @@ class LastCheckpoint(pl.Callback):
             )
             return
         temporary = self.path.with_name(f".{self.path.name}.tmp")
-        trainer.save_checkpoint(temporary)
+        # The whole training state (optimizers, loops, callbacks): resume is exact.
+        trainer.save_checkpoint(temporary, weights_only=False)
         if trainer.is_global_zero:
             os.replace(temporary, self.path)
         self._saved_at_step = trainer.global_step
