@@ -29,6 +29,7 @@ SHARED_STAND_INS = {
     "celeba_restyle": "faces",
     "celeba_e4e": "faces",
     "ffhq_e4e": "faces",
+    "ffhq_restyle": "faces",
 }
 # Encoder recipes invert the shared 16-px face generator; ffhq_psp's identity loss needs
 # ArcFace weights that the shared folder does not have.
@@ -39,6 +40,7 @@ ENCODER_RECIPES = {
     "celeba_restyle": [],
     "celeba_e4e": [],
     "ffhq_e4e": ["model.id_weight=0", "model.encoder.backbone_weights=null"],
+    "ffhq_restyle": ["model.id_weight=0", "model.encoder.backbone_weights=null"],
 }
 
 
