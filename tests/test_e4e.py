@@ -15,7 +15,7 @@ import torch
 from omegaconf import OmegaConf
 
 from invgan.checkpoints.format import load_checkpoint
-from invgan.checkpoints.keys import CONFIG_KEY
+from invgan.checkpoints.keys import CONFIG_KEY, E4E_W_POOLS_KEY
 from invgan.evaluation.loading import build_model
 from invgan.modules.e4e import E4EModule, active_offsets, delta_regularization
 from invgan.nn.latent_discriminator import LatentDiscriminator
@@ -119,7 +119,8 @@ def _by_hand(w: list[float]) -> tuple[float, list[float]]:
 def test_latent_discriminator_losses_match_a_hand_computation(
     face_generator_checkpoint, train_config
 ):
-    model = _model(train_config, face_generator_checkpoint)
+    # Without the pools (tests/test_latent_pool.py): D judges exactly these codes.
+    model = _model(train_config, face_generator_checkpoint, "model.w_pool_size=0")
     model.discriminator = _two_layer_discriminator()
     # A stand-in mapping with 2-d codes, so the hand computation stays small.
     mapping = torch.tensor([[1.0, 0.0], [-1.0, 2.0], [0.5, 0.5]])
@@ -156,9 +157,24 @@ def test_latent_discriminator_losses_match_a_hand_computation(
     assert float(terms["delta"]) == 0.0  # one active offset: the newest is not yet summed
 
 
+def test_with_pools_d_sees_one_active_layer_per_image(face_generator_checkpoint, train_config):
+    model = _model(train_config, face_generator_checkpoint)
+    codes = torch.arange(4 * 5 * 2, dtype=torch.float32).reshape(4, 5, 2)
+    torch.manual_seed(0)
+    picked = torch.stack([model.fake_codes(codes, offsets=1) for _ in range(50)])
+    # Each image's code is its base code or its one active offset, and both occur.
+    is_layer = [(picked == codes[:, layer]).all(dim=-1) for layer in range(5)]
+    assert bool((is_layer[0] | is_layer[1]).all())
+    assert bool(is_layer[0].any()) and bool(is_layer[1].any())
+    without = _model(train_config, face_generator_checkpoint, "model.w_pool_size=0")
+    assert torch.equal(without.fake_codes(codes, offsets=1), codes[:, 0])
+
+
 def test_bad_e4e_settings_are_refused_naming_the_key(face_generator_checkpoint, train_config):
     with pytest.raises(Exception, match="model.progressive_start=-1"):
         _model(train_config, face_generator_checkpoint, "model.progressive_start=-1")
+    with pytest.raises(Exception, match="model.w_pool_size=-1"):
+        _model(train_config, face_generator_checkpoint, "model.w_pool_size=-1")
     with pytest.raises(Exception, match="model.encoder.architecture=e4e"):
         _model(train_config, face_generator_checkpoint, "model.encoder.architecture=psp")
     with pytest.raises(ConfigValueError, match="model.discriminator.num_layers=0"):
@@ -228,6 +244,16 @@ def test_train_py_run_writes_a_checkpoint_that_reloads(face_generator_checkpoint
     state = checkpoint["state_dict"]
     parts = {"generator", "encoder", "discriminator", "iteration"}
     assert {k.split(".")[0] for k in state} == parts
+    # One discriminator step of batch 8: both pools hold its 8 codes, and a resumed module
+    # takes them back.
+    pools = checkpoint[E4E_W_POOLS_KEY]
+    assert {name: pool["codes"].shape for name, pool in pools.items()} == {
+        "real": (8, 16),
+        "fake": (8, 16),
+    }
+    resumed = hydra.utils.instantiate(cfg.model)
+    resumed.on_load_checkpoint(checkpoint)
+    assert all(torch.equal(resumed.w_pools[n].codes[:8], pools[n]["codes"]) for n in pools)
     run_cfg = OmegaConf.create(checkpoint[CONFIG_KEY])
     run_cfg.model.generator.path = "/nonexistent/generator.pt"
     reloaded = build_model(run_cfg, checkpoint, OmegaConf.create({}))

@@ -18,31 +18,33 @@ codes to the image; e4e adds two terms that keep them editable:
    non-saturating loss and a lazy R1 penalty on the real codes every `r1_interval`
    iterations. The encoder's term, weighted by `w_discriminator_weight`, is softplus(-D(w_i))
    averaged over the base code and the active layers.
+4. Pools of past codes (`w_pool_size`, e4e's `--use_w_pool --w_pool_size 50`): D's real and
+   fake inputs each pass through a `LatentPool`, and with the pool on each image offers D one
+   of its active layers' codes at random (e4e's pool does the same), without it the base
+   code w0. The pools are kept in checkpoints, so a resumed run draws what it would have.
 
 Each iteration backpropagates E's loss (D toggled off), then D's, then vets both and steps
 both optimizers, as the in-domain recipe does; E's adversarial gradient therefore comes from D
-before this iteration's update (e4e's code updates D first). e4e also draws D's inputs from
-pools of past codes (`--use_w_pool`), which this recipe leaves out.
+before this iteration's update (e4e's code updates D first).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import torch
 from torch import nn
 
+from invgan.checkpoints.keys import E4E_W_POOLS_KEY
 from invgan.losses.adversarial import discriminator_loss, generator_loss, r1_penalty
 from invgan.modules.e4e_loss_config import E4ELossConfig
+from invgan.modules.latent_pool import LatentPool
 from invgan.modules.optimizer_factory import OptimizerFactory
 from invgan.modules.psp import PSPModule
 from invgan.nn.encoders.e4e import E4EEncoder
 from invgan.nn.frozen_generator import FrozenGenerator
 from invgan.utils.config_checks import ConfigValueError
-
-if TYPE_CHECKING:
-    pass
 
 # The defaults of e4e's own options: E4ELossConfig's.
 DEFAULTS = E4ELossConfig()
@@ -89,6 +91,7 @@ class E4EModule(PSPModule):
         r1_interval: int = DEFAULTS.r1_interval,
         progressive_start: int | None = DEFAULTS.progressive_start,
         progressive_interval: int = DEFAULTS.progressive_interval,
+        w_pool_size: int = DEFAULTS.w_pool_size,
         **psp_options: Any,
     ) -> None:
         # The recipe's losses, refused before any network is built: pSp's weights (among
@@ -101,6 +104,7 @@ class E4EModule(PSPModule):
             r1_interval=r1_interval,
             progressive_start=progressive_start,
             progressive_interval=progressive_interval,
+            w_pool_size=w_pool_size,
         )
         super().__init__(generator, encoder, optimizer, **psp_options)
         if not isinstance(self.encoder, E4EEncoder):
@@ -113,6 +117,9 @@ class E4EModule(PSPModule):
         self.discriminator = discriminator(w_dim=generator.w_dim)
         self.optimizer_d = optimizer_d
         self.loss_config = loss
+        self.w_pools = {
+            name: LatentPool(w_pool_size, generator.w_dim) for name in ("real", "fake")
+        }
 
     # ---------------------------------------------------------------- codes
     def active_offsets(self) -> int:
@@ -157,14 +164,25 @@ class E4EModule(PSPModule):
         # A tensor: `losses` holds pSp's terms, of which PSPLossConfig keeps at least one.
         return cast(torch.Tensor, sum(weights[name] * value for name, value in losses.items()))
 
+    def fake_codes(self, codes: torch.Tensor, offsets: int) -> torch.Tensor:
+        """One code per image for D: with the pools on, one of the active layers' (0..offsets)
+        at random, as e4e's pool picks; without, the base code w0."""
+        codes = codes.detach()
+        if self.loss_config.w_pool_size == 0:
+            return codes[:, 0]
+        rows = torch.arange(codes.shape[0], device=codes.device)
+        layers = torch.randint(offsets + 1, (codes.shape[0],), device=codes.device)
+        return codes[rows, layers]
+
     def discriminator_losses(
         self, fake_w: torch.Tensor, apply_r1: bool
     ) -> dict[str, torch.Tensor]:
-        """D's non-saturating loss of M(z) against the encoder's base codes `fake_w`, and with
-        `apply_r1` the R1 penalty on the real codes."""
+        """D's non-saturating loss of M(z) against the encoder's codes `fake_w` (both through
+        the pools), and with `apply_r1` the R1 penalty on the real codes."""
         with torch.no_grad():
             z = torch.randn(fake_w.shape[0], self.generator.z_dim, device=fake_w.device)
-            real_w = self.generator.map(z)
+            real_w = self.w_pools["real"].query(self.generator.map(z))
+        fake_w = self.w_pools["fake"].query(fake_w)
         real_w.requires_grad_(apply_r1)
         real_logits = self.discriminator(real_w)
         losses = {"d_adv": discriminator_loss(real_logits, self.discriminator(fake_w))}
@@ -190,7 +208,7 @@ class E4EModule(PSPModule):
         if cfg.w_discriminator_weight > 0:
             self.toggle_optimizer(opt_d)
             apply_r1 = cfg.r1_gamma > 0 and self.host_iteration % cfg.r1_interval == 0
-            d_losses = self.discriminator_losses(codes[:, 0].detach(), apply_r1)
+            d_losses = self.discriminator_losses(self.fake_codes(codes, offsets), apply_r1)
             loss_d = d_losses["d_adv"]
             if apply_r1:
                 # Lazy regularisation: scaled by the interval so that its average weight is
@@ -213,6 +231,17 @@ class E4EModule(PSPModule):
             logs["train/mae"] = (real - fake).abs().mean()
             logs["train/active_offsets"] = torch.tensor(float(offsets))
             self.log_training_values(logs, real.shape[0], {"mae": "train/mae"})
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Keep the pools of past codes (exact resume)."""
+        super().on_save_checkpoint(checkpoint)
+        checkpoint[E4E_W_POOLS_KEY] = {name: pool.state() for name, pool in self.w_pools.items()}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Refill the pools a resumed run saved (a checkpoint without them starts empty)."""
+        super().on_load_checkpoint(checkpoint)
+        for name, state in checkpoint.get(E4E_W_POOLS_KEY, {}).items():
+            self.w_pools[name].restore(state)
 
     def trained_networks(self) -> list[nn.Module]:
         """The encoder and the latent discriminator."""

@@ -21,6 +21,9 @@ class E4ELossConfig(PSPLossConfig):
     # code, and no delta regulariser); one more every progressive_interval iterations.
     progressive_start: int | None = 20000
     progressive_interval: int = 2000
+    # Codes from past iterations the latent discriminator also sees (e4e's --w_pool_size,
+    # with --use_w_pool as its training commands set it); 0: only this iteration's.
+    w_pool_size: int = 50
 
     def check(self) -> None:
         """pSp's rules, and a first offset that joins at an iteration >= 0 (or null)."""

@@ -116,9 +116,11 @@ _COUNT_NAMES = (
 _COUNT_SUFFIXES = (
     "_batch_size", "_dim", "_width", "_count", "_interval", "_resolution", "_samples", "_size",
 )  # fmt: skip
-# Integers where 0 means none (workers, warm-up steps, held-out images, shift) or a first index.
+# Integers where 0 means none (workers, warm-up steps, held-out images, shift, a pool of past
+# codes) or a first index.
 _NON_NEGATIVE_NAMES = (
     "num_workers", "warmup", "val_size", "translate", "num_train", "num_val", "num_test", "layer",
+    "w_pool_size",
 )  # fmt: skip
 _UNIT_INTERVAL = Bounds(low=0, high=1)
 _BELOW_ONE = Bounds(low=0, high=1, high_open=True)
