@@ -15,7 +15,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from hydra.core.utils import JobReturn
+from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
@@ -61,10 +61,12 @@ class SweepSummary(Callback):
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         """Write the job's overrides, status and returned metric into its folder."""
         value, error = None, None
-        try:
-            value = job_return.return_value  # re-raises a failed job's exception
-        except Exception as failure:  # noqa: BLE001 - any job error is recorded, not raised
-            error = repr(failure)
+        if job_return.status == JobStatus.COMPLETED:
+            value = job_return.return_value
+        else:
+            # `return_value` of a failed job prints Hydra's "Error executing job" line and
+            # re-raises; Hydra does both itself after the callbacks, so read the exception here.
+            error = repr(job_return._return_value)
         hydra_cfg = job_return.hydra_cfg
         runtime = hydra_cfg.hydra.runtime if hydra_cfg else None
         # A single run (no multirun) has no job number.

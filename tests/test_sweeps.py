@@ -64,3 +64,26 @@ def test_optuna_search_runs_trials_and_reports_the_best(tmp_path):
         float(o.split("=")[1]) for job in summary for o in job["overrides"] if "mmd_weight" in o
     ]
     assert len(set(mmd)) == 2 and all(0.01 <= value <= 10 for value in mmd)
+
+
+def test_failed_job_is_recorded_without_a_second_hydra_error_line(tmp_path, capsys):
+    from hydra.core.utils import JobReturn, JobStatus
+    from omegaconf import OmegaConf
+
+    from invgan.sweep_summary import JOB_RESULT_FILE, SweepSummary
+
+    hydra_cfg = OmegaConf.create(
+        {"hydra": {"runtime": {"output_dir": str(tmp_path)}, "job": {"num": 3}}}
+    )
+    failed = JobReturn(
+        overrides=["seed=1"],
+        hydra_cfg=hydra_cfg,
+        status=JobStatus.FAILED,
+        _return_value=ValueError("model.loss.mmd_weight=-1 must be >= 0"),
+    )
+    SweepSummary().on_job_end(OmegaConf.create({"optimized_metric": "val/mae"}), failed)
+    record = json.loads((tmp_path / JOB_RESULT_FILE).read_text())
+    assert record["job"] == 3 and record["status"] == "FAILED" and record["value"] is None
+    assert "mmd_weight=-1" in record["error"]
+    # Hydra prints this line once itself, after the callbacks.
+    assert "Error executing job" not in capsys.readouterr().err
