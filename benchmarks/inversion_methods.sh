@@ -10,19 +10,23 @@
 #    optimisation in W and W+, hybrids (optimisation started from pSp and from InvGAN's head)
 #    and PTI (generator tuned around a W-optimisation pivot).
 # Usage: bash benchmarks/inversion_methods.sh [out_dir]
-#   (SHARED=<shared data dir>, GEN_MINUTES, ENC_MINUTES, STEPS=<pure optimisation steps>,
+#   (SHARED=<shared data dir>, GEN_MINUTES or GEN_ITERATIONS (a fixed, reproducible budget),
+#    ENC_MINUTES, STEPS=<pure optimisation steps>,
 #    TUNE_STEPS=<PTI's generator steps>)
 # Finished runs and evaluations are kept, so an interrupted benchmark picks up where it stopped.
 set -euo pipefail
 OUT=${1:-logs/benchmarks/inversion}
 FACES=$(cd "${SHARED:-../shared/data}/faces" && pwd)
+minutes() { printf "00:00:%02d:00" "$1"; }
 GEN_MINUTES=${GEN_MINUTES:-40}
+# Two optimizer steps (generator side, discriminator) per InvGAN iteration.
+GEN_BUDGET="trainer.max_time=$(minutes "$GEN_MINUTES")"
+[ -z "${GEN_ITERATIONS:-}" ] || GEN_BUDGET="trainer.max_steps=$((2 * GEN_ITERATIONS))"
 ENC_MINUTES=${ENC_MINUTES:-15}
 STEPS=${STEPS:-300}
 TUNE_STEPS=${TUNE_STEPS:-100}
 DATA="data.root=$FACES data.resolution=32 data.eval_batch_size=100"
 QUIET="trainer.enable_progress_bar=false test=false optimized_metric=null"
-minutes() { printf "00:00:%02d:00" "$1"; }
 done_run() { [ -f "$OUT/$1/train_finished" ]; }
 train() {  # name, overrides...: a train.py run into $OUT/name, marked finished when it returns
   local name=$1
@@ -35,7 +39,7 @@ train() {  # name, overrides...: a train.py run into $OUT/name, marked finished 
 
 train generator experiment=celeba_stylegan_invgan data.batch_size=16 \
   model.generator.channel_max=64 model.generator.w_dim=128 model.loss.r1_gamma=0.0128 \
-  trainer.max_time="$(minutes "$GEN_MINUTES")" callbacks.image_grids.every_n_iterations=1000
+  "$GEN_BUDGET" callbacks.image_grids.every_n_iterations=1000
 GEN=$OUT/generator/checkpoints/last.ckpt
 ENCODER_RUN="model.generator.path=$GEN model.generator.networks=live data.batch_size=8
   trainer.max_time=$(minutes "$ENC_MINUTES") callbacks.image_grids.every_n_iterations=1000"

@@ -25,8 +25,8 @@ GRIDS = {
 
 
 def method_row(metrics_file: Path, fastest: float) -> list[str]:
-    """Method, inversion config, MAE, LPIPS, seconds per image and cost relative to the
-    fastest method."""
+    """Method, inversion config, MAE, LPIPS (alex, vgg), seconds per image and cost relative
+    to the fastest method."""
     report = json.loads(metrics_file.read_text())
     metrics = report["metrics"]
     inversion = report["inversion"]
@@ -53,6 +53,9 @@ def method_row(metrics_file: Path, fastest: float) -> list[str]:
         f"{metrics['test/mae']['value']:.4f}",
         # Evaluations recorded before LPIPS was split by network call the AlexNet one `lpips`.
         f"{(metrics.get('test/lpips_alex') or metrics['test/lpips'])['value']:.4f}",
+        # VGG as well: methods that optimise LPIPS-alex (pSp, PTI) lower the AlexNet score more
+        # than the perceptual distance.
+        f"{metrics['test/lpips_vgg']['value']:.4f}" if "test/lpips_vgg" in metrics else "-",
         f"{seconds:.3g}",
         f"{seconds / fastest:.0f}x",
         str(metrics["test/mae"]["count"]),
@@ -81,7 +84,16 @@ def main(out_dir: Path, methods: list[str]) -> None:
         json.loads(f.read_text())["metrics"]["test/reconstruction_seconds_per_image"]["value"]
         for f in files
     )
-    header = ["method", "inversion", "MAE", "LPIPS", "s/image", "time vs fastest", "images"]
+    header = [
+        "method",
+        "inversion",
+        "MAE",
+        "LPIPS-alex",
+        "LPIPS-vgg",
+        "s/image",
+        "time vs fastest",
+        "images",
+    ]
     print("| " + " | ".join(header) + " |")
     print("|" + " --- |" * len(header))
     for f in files:
