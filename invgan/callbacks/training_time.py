@@ -44,23 +44,12 @@ class TrainingTimeCallback(pl.Callback):
         self._images += images.shape[0]
         if not logs_this_step(trainer, batch_idx):
             return
-        pl_module.log(
-            "time/train_seconds",
-            _host_scalar(self._train_seconds),
-            on_step=True,
-            on_epoch=False,
-            batch_size=images.shape[0],
-        )
+        batch_size = images.shape[0]
+        logged: dict[str, Any] = {"on_step": True, "on_epoch": False, "batch_size": batch_size}
+        pl_module.log("time/train_seconds", _host_scalar(self._train_seconds), **logged)
         # On the progress bar beside the main losses; per process under DDP.
         speed = self._images / max(self._train_seconds, 1e-9)
-        pl_module.log(
-            "time/images_per_second",
-            _host_scalar(speed),
-            prog_bar=True,
-            on_step=True,
-            on_epoch=False,
-            batch_size=images.shape[0],
-        )
+        pl_module.log("time/images_per_second", _host_scalar(speed), prog_bar=True, **logged)
 
     def state_dict(self) -> dict[str, Any]:
         """Keep the totals across resumes."""

@@ -31,7 +31,7 @@ before this iteration's update (e4e's code updates D first).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 import torch
 from torch import nn
@@ -154,15 +154,13 @@ class E4EModule(PSPModule):
             losses["w_adv"] = generator_loss(self.discriminator(judged))
         return losses
 
-    def weighted_total(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The encoder's loss: each term times its weight."""
-        weights = {
+    def term_weights(self) -> dict[str, float]:
+        """pSp's weights, plus the delta regulariser's and the latent adversarial term's."""
+        return {
             **self.loss_weights,
             "delta": self.loss_config.delta_weight,
             "w_adv": self.loss_config.w_discriminator_weight,
         }
-        # A tensor: `losses` holds pSp's terms, of which PSPLossConfig keeps at least one.
-        return cast(torch.Tensor, sum(weights[name] * value for name, value in losses.items()))
 
     def fake_codes(self, codes: torch.Tensor, offsets: int) -> torch.Tensor:
         """One code per image for D: with the pools on, one of the active layers' (0..offsets)

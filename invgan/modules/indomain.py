@@ -20,7 +20,7 @@ no LPIPS weights.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -31,9 +31,6 @@ from invgan.modules.encoder_module import EncoderModule
 from invgan.modules.indomain_loss_config import InDomainLossConfig
 from invgan.modules.optimizer_factory import OptimizerFactory
 from invgan.nn.frozen_generator import FrozenGenerator
-
-if TYPE_CHECKING:
-    pass
 
 # The defaults of the loss weights and R1 schedule: InDomainLossConfig's.
 DEFAULTS = InDomainLossConfig()

@@ -127,6 +127,16 @@ class PSPModule(EncoderModule):
         }
         return {name: terms[name]() for name in self.loss_weights}
 
+    def term_weights(self) -> dict[str, float]:
+        """The weight of each loss term `losses` can hold."""
+        return self.loss_weights
+
+    def weighted_total(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The encoder's loss: each term times its weight."""
+        weights = self.term_weights()
+        # A tensor: `losses` holds pSp's terms, of which PSPLossConfig keeps at least one.
+        return cast(torch.Tensor, sum(weights[name] * value for name, value in losses.items()))
+
     # ---------------------------------------------------------------- training
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor | None:
         """One encoder update on the weighted sum of pSp's losses, returned for Lightning to
@@ -135,10 +145,7 @@ class PSPModule(EncoderModule):
         codes = self.codes_from_encoder(real)
         fake = self.decode(codes)
         losses = self.losses(real, fake, codes)
-        # A tensor: PSPLossConfig refuses l2, lpips and id weights that are all 0.
-        total = cast(
-            torch.Tensor, sum(self.loss_weights[name] * value for name, value in losses.items())
-        )
+        total = self.weighted_total(losses)
         self._step_losses = {name: value.detach() for name, value in losses.items()}
         if self.logs_this_step(batch_idx):
             logs = {f"train/loss_{name}": value for name, value in self._step_losses.items()}

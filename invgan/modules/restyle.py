@@ -19,7 +19,7 @@ chooses the count at evaluation time.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NamedTuple, cast
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -30,9 +30,6 @@ from invgan.modules.psp import PSPModule
 from invgan.nn.frozen_generator import FrozenGenerator
 from invgan.utils.config_checks import ConfigValueError, check_count
 from invgan.utils.ema import eval_mode
-
-if TYPE_CHECKING:
-    pass
 
 # pSp's encoder reads coarse, medium and fine styles from three maps: one head each at least.
 MIN_STYLE_INPUTS = 3
@@ -172,11 +169,7 @@ class ReStyleModule(PSPModule):
             codes = self.refine(real, codes.detach(), fake.detach())
             fake = self.decode(codes)
             losses = self.losses(real, fake, codes)
-            # A tensor: PSPLossConfig refuses l2, lpips and id weights that are all 0.
-            loss = cast(
-                torch.Tensor,
-                sum(self.loss_weights[name] * value for name, value in losses.items()),
-            )
+            loss = self.weighted_total(losses)
             backward(loss)
             total = total + loss.detach()
             for name, value in losses.items():
