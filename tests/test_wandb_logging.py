@@ -49,6 +49,9 @@ def test_training_without_login_writes_an_offline_run(no_wandb_login, train_conf
         train(cfg)
     finally:
         wandb.finish()
+        # W&B's service process writes the run's record asynchronously; stopping it closes
+        # the file, so the record is whole before it is read.
+        wandb.teardown()
     runs = list((Path(cfg.paths.output_dir) / "wandb").glob("offline-run-*"))
     assert len(runs) == 1, "the run is written offline, for a later `wandb sync`"
     # The run's record for `wandb sync` holds the resolved config (offline runs keep it there).
