@@ -63,8 +63,10 @@ def cache(monkeypatch, tmp_path) -> Path:
     return tmp_path / "cache" / "pretrained"
 
 
-def _entry(url: str, sha256: str | None, filename: str = "weights.pt") -> RegistryEntry:
-    return RegistryEntry("tiny", url, filename, "rosinality", 16, sha256=sha256)
+def _entry(
+    url: str, sha256: str | None, filename: str = "weights.pt", size: int | None = None
+) -> RegistryEntry:
+    return RegistryEntry("tiny", url, filename, "rosinality", 16, sha256=sha256, size=size)
 
 
 def test_download_is_verified_cached_and_fetched_once(server, cache):
@@ -86,6 +88,28 @@ def test_wrong_checksum_is_refused_and_nothing_is_kept(server, cache):
     with pytest.raises(CheckpointError, match="refusing the download .* its SHA-256 is"):
         resolve_pretrained("registry:tiny", entries)
     assert list(cache.iterdir()) == []
+
+
+def test_a_download_of_the_wrong_size_is_refused_before_hashing(server, cache, monkeypatch):
+    url, folder, _ = server
+    (folder / "weights.pt").write_bytes(b"pretrained by")  # cut off
+    digest = hashlib.sha256(b"pretrained bytes").hexdigest()
+    entries = {"tiny": _entry(f"{url}/weights.pt", digest, size=len(b"pretrained bytes"))}
+    hashed: list[Path] = []
+    monkeypatch.setattr(registry, "sha256_of", lambda path: hashed.append(path) or digest)
+    with pytest.raises(CheckpointError, match="holds 13 bytes, not the registered 16"):
+        resolve_pretrained("registry:tiny", entries)
+    assert hashed == [] and list(cache.iterdir()) == []
+
+
+def test_a_cached_file_of_the_wrong_size_is_refused(cache):
+    digest = hashlib.sha256(b"pretrained bytes").hexdigest()
+    entries = {"tiny": _entry("http://127.0.0.1:9/weights.pt", digest, size=16)}
+    cache.mkdir(parents=True)
+    (cache / "weights.pt").write_bytes(b"pretrained bytes and more")
+    with pytest.raises(CheckpointError, match="cached copy .* holds 25 bytes, not the registered"):
+        resolve_pretrained("registry:tiny", entries)
+    assert (cache / "weights.pt").read_bytes() == b"pretrained bytes and more"
 
 
 def test_a_tampered_cached_file_is_refused(server, cache):
@@ -154,3 +178,14 @@ def test_shipped_registry_is_well_formed():
         assert entry.resolution in (256, 1024)
         # A listed hash must say where it comes from.
         assert entry.sha256 is None or entry.sha256_source
+    assert entries["psp-ffhq-encode"].sha256 and entries["e4e-ffhq-encode"].sha256
+
+
+def test_a_registry_entry_with_a_bad_size_is_refused(tmp_path):
+    source = tmp_path / "registry.yaml"
+    source.write_text(
+        "tiny: {url: 'https://x/w.pt', filename: w.pt, format: rosinality, resolution: 16, "
+        "size: -3}\n"
+    )
+    with pytest.raises(ValueError, match="entry 'tiny' has a size that is not a byte count"):
+        registry_entries(source)

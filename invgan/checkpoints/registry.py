@@ -58,6 +58,8 @@ def _entry(name: str, fields: Mapping[str, Any], source: Path) -> RegistryEntry:
         raise ValueError(f"{source}: entry {name!r} has format {entry.format!r}; use {FORMATS}")
     if entry.sha256 is not None and not SHA256_PATTERN.fullmatch(entry.sha256):
         raise ValueError(f"{source}: entry {name!r} has a sha256 that is not 64 hex digits")
+    if entry.size is not None and (not isinstance(entry.size, int) or entry.size <= 0):
+        raise ValueError(f"{source}: entry {name!r} has a size that is not a byte count")
     if Path(entry.filename).name != entry.filename:
         raise ValueError(f"{source}: entry {name!r} has a filename with a folder in it")
     return entry
@@ -118,16 +120,34 @@ def _parse(reference: str, entries: Mapping[str, RegistryEntry]) -> tuple[Regist
     return entry, expected
 
 
-def _verified(path: Path, expected: str, origin: str) -> Path:
-    """`path` if its SHA-256 is `expected`; else `CheckpointError` (the file is left as is)."""
+def _mismatch(path: Path, entry: RegistryEntry, expected: str) -> str | None:
+    """Why `path` is not the registered file (size first: it costs no read), or None."""
+    found_size = path.stat().st_size
+    if entry.size is not None and found_size != entry.size:
+        return (
+            f"it holds {found_size:,} bytes, not the registered {entry.size:,} (a cut-off "
+            "download or another file)"
+        )
     found = sha256_of(path)
     if found != expected:
+        return f"its SHA-256 is {found}, not {expected}"
+    return None
+
+
+def _verified(path: Path, entry: RegistryEntry, expected: str) -> Path:
+    """The cached `path` if it is the registered file; else `CheckpointError` (left as is)."""
+    reason = _mismatch(path, entry, expected)
+    if reason:
         raise CheckpointError(
-            f"refusing {path} ({origin}): its SHA-256 is {found}, not {expected}; the file is "
-            "damaged or not the registered one. Delete it and try again, or place the right "
-            "file there."
+            f"refusing {path} (cached copy of registry entry {entry.name!r}): {reason}; the "
+            "file is damaged or not the registered one. Delete it and try again, or place the "
+            "right file there."
         )
     return path
+
+
+def _size_note(entry: RegistryEntry) -> str:
+    return "" if entry.size is None else f", {entry.size:,} bytes"
 
 
 def _download(entry: RegistryEntry, target: Path, expected: str, download: Callable) -> Path:
@@ -143,13 +163,13 @@ def _download(entry: RegistryEntry, target: Path, expected: str, download: Calla
             raise FileNotFoundError(
                 f"cannot download registry entry {entry.name!r} from {entry.url} ({error}). "
                 f"Offline: fetch that URL elsewhere and put the file at {target} "
-                f"(SHA-256 {expected})."
+                f"(SHA-256 {expected}{_size_note(entry)})."
             ) from error
-        found = sha256_of(partial)
-        if found != expected:
+        reason = _mismatch(partial, entry, expected)
+        if reason:
             raise CheckpointError(
-                f"refusing the download of {entry.url}: its SHA-256 is {found}, not "
-                f"{expected}; nothing was kept in {target.parent}"
+                f"refusing the download of {entry.url}: {reason}; nothing was kept in "
+                f"{target.parent}"
             )
         os.replace(partial, target)
         return target
@@ -167,7 +187,7 @@ def resolve_pretrained(
     entry, expected = _parse(reference, entries)
     target = cache_dir() / entry.filename
     if target.is_file():
-        return _verified(target, expected, f"cached copy of registry entry {entry.name!r}")
+        return _verified(target, entry, expected)
     return _download(entry, target, expected, download)
 
 
