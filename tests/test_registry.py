@@ -178,7 +178,10 @@ def test_shipped_registry_is_well_formed():
         assert entry.resolution in (256, 1024)
         # A listed hash must say where it comes from.
         assert entry.sha256 is None or entry.sha256_source
-    assert entries["psp-ffhq-encode"].sha256 and entries["e4e-ffhq-encode"].sha256
+    checked = ["stylegan2-ada-ffhq-1024", "stylegan2-ffhq-config-f-rosinality"]
+    checked += ["psp-ffhq-encode", "e4e-ffhq-encode"]
+    assert all(entries[name].sha256 and entries[name].size for name in checked)
+    assert len({entry.filename for entry in entries.values()}) == len(entries)
 
 
 def test_a_registry_entry_with_a_bad_size_is_refused(tmp_path):

@@ -136,6 +136,21 @@ def test_a_new_run_in_a_folder_holding_one_is_refused_unless_overwrite(train_con
     assert int(last["state_dict"]["iteration"]) == 2
 
 
+def test_a_refused_train_py_run_leaves_the_folder_untouched(tmp_path):
+    """The refusal comes before Hydra writes the run's config and log into the folder."""
+    run = tmp_path / "run"
+    first = run_entry_point("train.py", *TINY_CLI, "trainer.max_steps=2", f"hydra.run.dir={run}")
+    assert first.returncode == 0, first.stderr[-3000:]
+    before = digests(run)
+    assert ".hydra/config.yaml" in before and "train.log" in before
+    again = run_entry_point(
+        "train.py", *TINY_CLI, "trainer.max_steps=2", "auto_resume=false", f"hydra.run.dir={run}"
+    )
+    assert again.returncode == 2, again.stderr[-3000:]
+    assert f"the run folder {run} already holds a training run" in again.stderr
+    assert digests(run) == before
+
+
 def test_a_requeued_run_started_from_a_checkpoint_continues_its_own(train_config, tmp_path):
     """SLURM re-runs the same command (ckpt_path= included) in the same folder after a
     time-out: the run continues from its own last.ckpt, not again from ckpt_path."""

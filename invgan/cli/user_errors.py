@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from typing import NoReturn
 
 from hydra.errors import CompactHydraException, InstantiationException
 from lightning_fabric.utilities.exceptions import MisconfigurationException
@@ -66,6 +67,12 @@ def user_error_message(error: BaseException) -> str:
     return message.strip() or type(error).__name__
 
 
+def exit_for_user_error(error: BaseException, name: str) -> NoReturn:
+    """Print `<name>: error: <message>` on stderr and exit with status 2."""
+    print(f"{name}: error: {user_error_message(error)}", file=sys.stderr)
+    raise SystemExit(EXIT_USER_ERROR) from None
+
+
 def run_command(main: Callable[[], object], name: str) -> None:
     """Run a command's entry point (a `@hydra.main` function or any other `main`): a user
     error prints `<name>: error: <message>` on stderr and exits with status 2."""
@@ -77,8 +84,7 @@ def run_command(main: Callable[[], object], name: str) -> None:
         found = user_error(error)
         if found is None:
             raise
-        print(f"{name}: error: {user_error_message(found)}", file=sys.stderr)
-        raise SystemExit(EXIT_USER_ERROR) from None
+        exit_for_user_error(found, name)
     finally:
         if previous is None:
             os.environ.pop("HYDRA_FULL_ERROR", None)
