@@ -54,9 +54,10 @@ def _read_safetensors(path: Path) -> dict[str, Any]:
     return checkpoint
 
 
-def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+def load_checkpoint(path: str | os.PathLike, mmap: bool = False) -> dict[str, Any]:
     """Load a checkpoint of invgan's train.py (`.ckpt`, with `weights_only=True`) or a file
-    exported from one (`.safetensors`), never unpickling arbitrary objects."""
+    exported from one (`.safetensors`), never unpickling arbitrary objects; `mmap` maps a
+    `.ckpt`'s tensors instead of reading them (for reading its config)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
@@ -65,7 +66,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         )
     if path.suffix == SAFETENSORS_SUFFIX:
         return _read_safetensors(path)
-    checkpoint = safe_torch_load(path)
+    checkpoint = safe_torch_load(path, mmap=mmap)
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         found = sorted(checkpoint)[:10] if isinstance(checkpoint, dict) else type(checkpoint)
         raise CheckpointError(

@@ -23,15 +23,18 @@ def _refused_global(error: pickle.UnpicklingError) -> str:
     return lines[0].strip() if lines else str(error)
 
 
-def safe_torch_load(path: str | os.PathLike, allowed_globals: Sequence[type] = ()) -> Any:
+def safe_torch_load(
+    path: str | os.PathLike, allowed_globals: Sequence[type] = (), mmap: bool = False
+) -> Any:
     """`torch.load(path, weights_only=True)` on the CPU; `allowed_globals` may also be rebuilt.
+    `mmap` maps the tensors' bytes instead of reading them, for a caller that reads other keys.
 
     A file that pickles anything else (which could run code while unpickling) and a truncated
     or non-PyTorch file raise `CheckpointError` naming the file.
     """
     try:
         with torch.serialization.safe_globals(list(allowed_globals)):
-            return torch.load(path, map_location="cpu", weights_only=True)
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as error:
         allowed = ", ".join(["tensors", "plain data", *(c.__qualname__ for c in allowed_globals)])
         raise CheckpointError(

@@ -32,7 +32,7 @@ def _same_file(first: str | Path, second: Path) -> bool:
 def _started_from(own: Path, ckpt_path: str) -> bool:
     """Whether the run that wrote `own` (this folder's last.ckpt) was started from `ckpt_path`:
     the same command re-queued (SLURM after a time-out) continues it rather than starting over."""
-    stored = OmegaConf.create(load_checkpoint(own)[CONFIG_KEY]).get("ckpt_path")
+    stored = OmegaConf.create(load_checkpoint(own, mmap=True)[CONFIG_KEY]).get("ckpt_path")
     return bool(stored) and _same_file(stored, Path(ckpt_path))
 
 
